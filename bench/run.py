@@ -1,0 +1,25 @@
+"""Run every benchmark in bench/ (each in its own interpreter) and print their tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = ["startup.py", "data.py"]
+
+
+def main() -> int:
+    here = Path(__file__).parent
+    failed = []
+    for name in BENCHMARKS:
+        print(f"== bench/{name}", flush=True)
+        if subprocess.run([sys.executable, str(here / name)]).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Shared fixtures: real Dask clusters (worker processes) that the tests start and stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+
+DASK_CLI = [str(Path(sys.executable).with_name("dask"))]
+
+
+@pytest.fixture(scope="module")
+def context() -> Iterator[wb.Context]:
+    """A Workbench context on a 2-worker local cluster, shared by one test module."""
+    wb.stop()
+    ctx = wb.init(workers=2)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """A scheduler and two workers started with the `dask` command line on 127.0.0.1.
+
+    Yields the scheduler address and the worker processes; stops every process it started.
+    """
+    scheduler_file = tmp_path / "scheduler.json"
+    common = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [
+        subprocess.Popen(
+            DASK_CLI + ["scheduler", "--host", "127.0.0.1", "--port", "0",
+                        "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+            **common,
+        )
+    ]
+    try:
+        _wait_for(scheduler_file.exists, "the scheduler to write its address")
+        workers = [
+            subprocess.Popen(
+                DASK_CLI + ["worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
+                            "--nthreads", "1", "--no-nanny", "--dashboard-address", "127.0.0.1:0"],
+                **common,
+            )
+            for _ in range(2)
+        ]
+        processes += workers
+        address = json.loads(scheduler_file.read_text())["address"]
+        yield address, workers
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.1)

@@ -1,0 +1,31 @@
+"""Workbench: distributed deep learning on Dask and Jupyter.
+
+Prototype on a laptop with an embedded Dask cluster, then run the same notebook on any
+Dask cluster by changing only the cluster setting::
+
+    import workbench as wb
+    ctx = wb.init()                      # local; or wb.init("tcp://scheduler:8786")
+    df = wb.data.read_parquet("events/")
+    shards = wb.data.shard(df, feature_cols=["x1", "x2"], label_cols="y")
+
+Importing ``workbench`` is cheap: Dask's distributed runtime, pandas, and the deep-learning
+frameworks load only when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from workbench.context import Context, current, init, stop
+
+__version__ = "0.1.0.dev0"
+__all__ = ["Context", "current", "init", "stop", "data", "__version__"]
+
+_LAZY_SUBMODULES = {"data"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"workbench.{name}")
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

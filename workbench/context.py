@@ -1,0 +1,337 @@
+"""The Workbench context: one entry point that gives the same code a cluster anywhere.
+
+``wb.init()`` starts (or connects to) a Dask cluster and returns a :class:`Context`.
+Which cluster is decided, in order, by the ``cluster`` argument, the environment variable
+``WORKBENCH_CLUSTER``, the dask config key ``workbench.cluster``, and finally ``"local"``
+(an embedded ``LocalCluster``). A notebook that calls ``wb.init()`` therefore runs
+unchanged on a laptop and on a cluster: only the environment (or the kernel) differs.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import dask.config
+from dask.utils import format_bytes, parse_bytes, parse_timedelta
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from distributed.deploy import Cluster
+
+__all__ = ["Context", "WorkerInfo", "init", "stop", "current"]
+
+CLUSTER_ENV_VAR = "WORKBENCH_CLUSTER"
+
+dask.config.update_defaults({"workbench": {"cluster": None, "connect-timeout": "10s"}})
+
+#: Communication schemes of distributed that name a scheduler address.
+_ADDRESS_SCHEMES = ("tcp", "tls", "inproc", "ws", "wss", "ucx")
+_SCHEME_ADDRESS = re.compile(rf"^({'|'.join(_ADDRESS_SCHEMES)})://\S+$")
+_BARE_ADDRESS = re.compile(r"^[\w.\-]+:\d{1,5}$")  # host:port, read as tcp://host:port
+
+_LOCAL_OPTIONS = ("workers", "threads_per_worker", "memory_limit")
+
+_current: Context | None = None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One Dask worker as the context sees it."""
+
+    address: str
+    name: str
+    cores: int
+    memory: int  # memory limit in bytes (0 when the worker has none)
+
+
+class Context:
+    """A connection to a Dask cluster, and the cluster itself when Workbench started it.
+
+    Use :func:`init` to make one. The context closes the cluster on :meth:`close` only when it
+    started that cluster; a cluster it merely connected to or adopted keeps running.
+    """
+
+    def __init__(self, client: Client, cluster: Cluster | None, kind: str, owns_cluster: bool):
+        self.client = client
+        self.cluster = cluster
+        self.kind = kind
+        self.owns_cluster = owns_cluster
+
+    @property
+    def scheduler_address(self) -> str:
+        return self.client.scheduler.address
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """URL of the Dask dashboard, or None when the scheduler serves none."""
+        try:
+            return self.client.dashboard_link
+        except KeyError:  # the scheduler runs without the dashboard service
+            return None
+
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        """The workers currently connected, sorted by address."""
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        return [
+            WorkerInfo(
+                address=address,
+                name=str(w.get("name", address)),
+                cores=int(w.get("nthreads", 0)),
+                memory=int(w.get("memory_limit") or 0),
+            )
+            for address, w in sorted(info.items())
+        ]
+
+    @property
+    def closed(self) -> bool:
+        return self.client.status in ("closing", "closed")
+
+    def close(self) -> None:
+        """Disconnect; shut the cluster down too if this context started it."""
+        global _current
+        if _current is self:
+            _current = None
+        self.client.close()
+        if self.owns_cluster and self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<workbench.Context {self.kind} (closed)>"
+        workers = self.workers
+        return (
+            f"<workbench.Context {self.kind} scheduler={self.scheduler_address!r} "
+            f"workers={len(workers)} cores={sum(w.cores for w in workers)} "
+            f"dashboard={self.dashboard_link!r}>"
+        )
+
+    def _repr_html_(self) -> str:
+        if self.closed:
+            return f"<p><b>Workbench context</b> ({html.escape(self.kind)}): closed</p>"
+        workers = self.workers
+        link = self.dashboard_link
+        dashboard = (
+            f'<a href="{html.escape(link)}" target="_blank">{html.escape(link)}</a>'
+            if link
+            else "not served"
+        )
+        rows = "".join(
+            f"<tr><td>{html.escape(w.name)}</td><td><code>{html.escape(w.address)}</code></td>"
+            f"<td>{w.cores}</td><td>{format_bytes(w.memory) if w.memory else '-'}</td></tr>"
+            for w in workers
+        )
+        total_memory = sum(w.memory for w in workers)
+        return (
+            '<div class="workbench-context">'
+            f"<p><b>Workbench context</b> &mdash; {html.escape(self.kind)} cluster</p>"
+            "<table>"
+            f"<tr><th>Scheduler</th><td><code>{html.escape(self.scheduler_address)}</code></td></tr>"
+            f"<tr><th>Dashboard</th><td>{dashboard}</td></tr>"
+            f"<tr><th>Workers</th><td>{len(workers)} workers, "
+            f"{sum(w.cores for w in workers)} cores, {format_bytes(total_memory)}</td></tr>"
+            "</table>"
+            "<details><summary>Workers</summary><table>"
+            "<tr><th>Name</th><th>Address</th><th>Cores</th><th>Memory</th></tr>"
+            f"{rows}</table></details></div>"
+        )
+
+
+def init(
+    cluster: str | Cluster | None = None,
+    *,
+    workers: int | None = None,
+    threads_per_worker: int | None = None,
+    memory_limit: str | int | float | None = None,
+    timeout: str | float | None = None,
+) -> Context:
+    """Start or connect to a Dask cluster and make it the current Workbench context.
+
+    Args:
+        cluster: ``"local"`` for an embedded ``LocalCluster``; a scheduler address such as
+            ``"tcp://10.0.0.5:8786"``; or any ``distributed.deploy.Cluster`` object, which is
+            adopted (and left running by :func:`stop`). When omitted, taken from the
+            ``WORKBENCH_CLUSTER`` environment variable or the ``workbench.cluster`` dask config,
+            else ``"local"``.
+        workers: number of local worker processes (default: one per core).
+        threads_per_worker: threads in each local worker (default 1).
+        memory_limit: memory limit of each local worker, e.g. ``"4 GiB"`` (default: the
+            machine's memory split evenly between workers).
+        timeout: how long to try to reach a scheduler (default ``workbench.connect-timeout``,
+            10 s).
+
+    Returns:
+        The live context. Calling ``init()`` again returns it as long as it is open.
+    """
+    global _current
+    explicit = cluster is not None or any(
+        v is not None for v in (workers, threads_per_worker, memory_limit)
+    )
+    if _current is not None and not _current.closed:
+        if explicit:
+            raise RuntimeError(
+                f"a Workbench context is already running ({_current!r}); "
+                "call wb.stop() before wb.init() with other settings"
+            )
+        return _current
+
+    spec = _resolve_cluster(cluster)
+    options = {"workers": workers, "threads_per_worker": threads_per_worker, "memory_limit": memory_limit}
+    given = [name for name in _LOCAL_OPTIONS if options[name] is not None]
+    if spec != "local" and given:
+        raise ValueError(
+            f"{', '.join(given)} only apply to the local cluster; size the cluster "
+            f"{_describe(spec)} where it is launched"
+        )
+    connect_timeout = parse_timedelta(
+        timeout if timeout is not None else dask.config.get("workbench.connect-timeout")
+    )
+
+    if spec == "local":
+        _current = _start_local(**_validated_local_options(**options))
+    elif isinstance(spec, str):
+        _current = _connect(spec, connect_timeout)
+    else:
+        _current = _adopt(spec, connect_timeout)
+    return _current
+
+
+def stop() -> None:
+    """Close the current context (and the cluster, if Workbench started it). No-op if none."""
+    if _current is not None:
+        _current.close()
+
+
+def current() -> Context | None:
+    """The live context, or None when :func:`init` has not been called (or was stopped)."""
+    if _current is None or _current.closed:
+        return None
+    return _current
+
+
+def _resolve_cluster(cluster: Any) -> Any:
+    """Normalise the cluster setting to ``"local"``, an address string, or a Cluster object."""
+    from distributed.deploy import Cluster
+
+    source = "cluster argument"
+    if cluster is None:
+        if os.environ.get(CLUSTER_ENV_VAR):
+            cluster, source = os.environ[CLUSTER_ENV_VAR], f"${CLUSTER_ENV_VAR}"
+        elif dask.config.get("workbench.cluster", None):
+            cluster, source = dask.config.get("workbench.cluster"), "dask config workbench.cluster"
+        else:
+            return "local"
+    if isinstance(cluster, Cluster):
+        return cluster
+    if not isinstance(cluster, str):
+        raise TypeError(
+            f"cluster must be a string or a distributed.deploy.Cluster, not {type(cluster).__name__}"
+        )
+    text = cluster.strip()
+    if text.lower() == "local":
+        return "local"
+    if _SCHEME_ADDRESS.match(text):
+        return text
+    if _BARE_ADDRESS.match(text):
+        return f"tcp://{text}"
+    raise ValueError(
+        f"unknown cluster {cluster!r} (from {source}): expected 'local', a scheduler address "
+        f"such as 'tcp://10.0.0.5:8786' (schemes: {', '.join(_ADDRESS_SCHEMES)}), "
+        "or a distributed.deploy.Cluster object"
+    )
+
+
+def _validated_local_options(
+    workers: int | None, threads_per_worker: int | None, memory_limit: Any
+) -> dict[str, Any]:
+    from dask.system import CPU_COUNT
+
+    return {
+        "workers": _positive_int("workers", workers, default=CPU_COUNT),
+        "threads_per_worker": _positive_int("threads_per_worker", threads_per_worker, default=1),
+        "memory_limit": _memory_limit(memory_limit),
+    }
+
+
+def _positive_int(name: str, value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _memory_limit(value: Any) -> Any:
+    """Check a LocalCluster memory limit: 'auto', a size string, bytes, or a fraction."""
+    if value is None or value == "auto":
+        return "auto"
+    if isinstance(value, str):
+        try:
+            nbytes = parse_bytes(value)
+        except ValueError:
+            nbytes = 0
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        nbytes = value
+    else:
+        nbytes = 0
+    if not nbytes > 0:
+        raise ValueError(
+            "memory_limit must be 'auto', a size such as '4 GiB', a positive number of bytes "
+            f"or a fraction of system memory, got {value!r}"
+        )
+    return value
+
+
+def _start_local(workers: int, threads_per_worker: int, memory_limit: Any) -> Context:
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads_per_worker,
+        memory_limit=memory_limit,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",  # a free port, never a fixed one
+    )
+    try:
+        client = Client(cluster, set_as_default=True)
+    except BaseException:
+        cluster.close()
+        raise
+    return Context(client, cluster, kind="local", owns_cluster=True)
+
+
+def _connect(address: str, timeout: float) -> Context:
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=timeout, set_as_default=True)
+    except (OSError, TimeoutError) as error:
+        raise ConnectionError(
+            f"could not reach a Dask scheduler at {address} within {timeout:g} s ({error}); "
+            "check that the scheduler is running and the address is right"
+        ) from error
+    return Context(client, None, kind="address", owns_cluster=False)
+
+
+def _adopt(cluster: Cluster, timeout: float) -> Context:
+    from distributed import Client
+
+    if getattr(cluster, "status", None) is not None and cluster.status.name in ("closing", "closed"):
+        raise ValueError(f"cannot adopt {_describe(cluster)}: it is closed")
+    client = Client(cluster, timeout=timeout, set_as_default=True)
+    return Context(client, cluster, kind=type(cluster).__name__, owns_cluster=False)
+
+
+def _describe(spec: Any) -> str:
+    return repr(spec) if isinstance(spec, str) else type(spec).__name__
