@@ -27,6 +27,15 @@ def context() -> Iterator[wb.Context]:
 
 
 @pytest.fixture
+def no_context(monkeypatch) -> Iterator[None]:
+    """No live Workbench context and no WORKBENCH_CLUSTER, before and after the test."""
+    monkeypatch.delenv("WORKBENCH_CLUSTER", raising=False)
+    wb.stop()
+    yield
+    wb.stop()
+
+
+@pytest.fixture
 def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     """A scheduler and two workers started with the `dask` command line on 127.0.0.1.
 
@@ -42,7 +51,7 @@ def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
         )
     ]
     try:
-        _wait_for(scheduler_file.exists, "the scheduler to write its address")
+        address = _wait_for(lambda: _scheduler_address(scheduler_file), "the scheduler to write its address")
         workers = [
             subprocess.Popen(
                 DASK_CLI + ["worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
@@ -52,7 +61,6 @@ def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
             for _ in range(2)
         ]
         processes += workers
-        address = json.loads(scheduler_file.read_text())["address"]
         yield address, workers
     finally:
         for process in reversed(processes):
@@ -66,9 +74,18 @@ def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
                 process.wait()
 
 
-def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
+def _scheduler_address(scheduler_file: Path) -> str | None:
+    try:
+        return json.loads(scheduler_file.read_text())["address"]
+    except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or half written
+        return None
+
+
+def _wait_for(probe, what: str, timeout: float = 60.0):
+    """Poll ``probe()`` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := probe()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.1)
+    return value

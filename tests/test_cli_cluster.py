@@ -11,6 +11,8 @@ from distributed import Client
 
 import workbench as wb
 
+pytestmark = pytest.mark.usefixtures("no_context")
+
 
 def user_code() -> tuple[int, float]:
     """What a notebook does, unchanged between laptop and cluster."""
@@ -20,14 +22,6 @@ def user_code() -> tuple[int, float]:
     shards = wb.data.shard(frame, feature_cols=["x1", "x2"], label_cols="y")
     per_worker = ctx.client.gather(shards.map(lambda s: sum(float(x[:, 0].sum()) for x, _ in s.batches(32))))
     return len(per_worker), sum(per_worker)
-
-
-@pytest.fixture(autouse=True)
-def no_live_context(monkeypatch):
-    monkeypatch.delenv("WORKBENCH_CLUSTER", raising=False)
-    wb.stop()
-    yield
-    wb.stop()
 
 
 def test_user_code_on_the_embedded_cluster():

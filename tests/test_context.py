@@ -12,13 +12,7 @@ from distributed import Client, LocalCluster
 
 import workbench as wb
 
-
-@pytest.fixture(autouse=True)
-def no_live_context(monkeypatch):
-    monkeypatch.delenv("WORKBENCH_CLUSTER", raising=False)
-    wb.stop()
-    yield
-    wb.stop()
+pytestmark = pytest.mark.usefixtures("no_context")
 
 
 @pytest.fixture
@@ -135,8 +129,11 @@ def test_local_options_with_a_remote_cluster_are_refused(external_cluster):
         wb.init(cluster=external_cluster.scheduler_address, workers=4)
 
 
-def test_init_with_other_settings_while_live_is_refused():
+def test_init_while_live_returns_it_for_the_same_settings_and_refuses_others():
     ctx = wb.init(workers=1)
-    with pytest.raises(RuntimeError, match="already running"):
+    assert wb.init(workers=1) is ctx, "a re-run notebook cell gets the same context"
+    assert wb.init("local") is ctx and wb.init() is ctx
+    with pytest.raises(RuntimeError, match=r"already running .*other settings than \{'workers': 2\}"):
         wb.init(workers=2)
-    assert wb.init() is ctx
+    with pytest.raises(RuntimeError, match="already running"):
+        wb.init(cluster="tcp://127.0.0.1:8786")

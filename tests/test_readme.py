@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import workbench as wb
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_tour_runs(tmp_path, monkeypatch):
+def test_readme_tour_runs(tmp_path, monkeypatch, no_context):
     tour = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
     rng = np.random.default_rng(0)
     (tmp_path / "events").mkdir()
@@ -22,8 +20,6 @@ def test_readme_tour_runs(tmp_path, monkeypatch):
             {"x1": rng.random(100), "x2": rng.random(100), "label": rng.integers(0, 2, 100), "other": "text"}
         ).to_parquet(tmp_path / "events" / f"part-{part}.parquet")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("WORKBENCH_CLUSTER", raising=False)
-    wb.stop()
     namespace: dict = {}
     exec(compile(tour, str(README), "exec"), namespace)
     assert sum(map(sum, namespace["sizes"])) == 300, "every row in one batch per epoch"

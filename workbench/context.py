@@ -60,6 +60,7 @@ class Context:
         self.cluster = cluster
         self.kind = kind
         self.owns_cluster = owns_cluster
+        self.settings: dict[str, Any] = {}  # what init() was asked for, to recognise a re-run
 
     @property
     def scheduler_address(self) -> str:
@@ -174,19 +175,17 @@ def init(
         The live context. Calling ``init()`` again returns it as long as it is open.
     """
     global _current
-    explicit = cluster is not None or any(
-        v is not None for v in (workers, threads_per_worker, memory_limit)
-    )
+    requested = {
+        "cluster": cluster,
+        "workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "memory_limit": memory_limit,
+    }
     if _current is not None and not _current.closed:
-        if explicit:
-            raise RuntimeError(
-                f"a Workbench context is already running ({_current!r}); "
-                "call wb.stop() before wb.init() with other settings"
-            )
-        return _current
+        return _reuse(_current, requested)
 
     spec = _resolve_cluster(cluster)
-    options = {"workers": workers, "threads_per_worker": threads_per_worker, "memory_limit": memory_limit}
+    options = {name: requested[name] for name in _LOCAL_OPTIONS}
     given = [name for name in _LOCAL_OPTIONS if options[name] is not None]
     if spec != "local" and given:
         raise ValueError(
@@ -203,6 +202,7 @@ def init(
         _current = _connect(spec, connect_timeout)
     else:
         _current = _adopt(spec, connect_timeout)
+    _current.settings = dict(requested, cluster=spec)
     return _current
 
 
@@ -217,6 +217,23 @@ def current() -> Context | None:
     if _current is None or _current.closed:
         return None
     return _current
+
+
+def _reuse(live: Context, requested: dict[str, Any]) -> Context:
+    """Return the live context when every setting given now agrees with it, else refuse.
+
+    A re-run notebook cell (``wb.init(workers=2)`` twice) gets the same context back.
+    """
+    given = {name: value for name, value in requested.items() if value is not None}
+    if "cluster" in given:
+        given["cluster"] = _resolve_cluster(given["cluster"])
+    conflicts = {name: value for name, value in given.items() if live.settings.get(name) != value}
+    if conflicts:
+        raise RuntimeError(
+            f"a Workbench context is already running ({live!r}) with other settings than "
+            f"{conflicts}; call wb.stop() first"
+        )
+    return live
 
 
 def _resolve_cluster(cluster: Any) -> Any:

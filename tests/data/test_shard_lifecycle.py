@@ -22,15 +22,13 @@ def all_ids(shards) -> list[int]:
     return sorted(sum(per_shard, []))
 
 
-def test_sharding_needs_a_context(table):
-    wb.stop()
+def test_sharding_needs_a_context(table, no_context):
     with pytest.raises(RuntimeError, match=r"call wb.init\(\)"):
         wb.data.shard(table, label_cols="y")
 
 
-def test_shards_survive_a_killed_worker_by_recomputing_from_lineage(table):
+def test_shards_survive_a_killed_worker_by_recomputing_from_lineage(table, no_context):
     """Data persisted from lineage (not scattered) comes back after its worker dies."""
-    wb.stop()
     with wb.init(workers=2) as ctx:
         shards = wb.data.shard(wb.data.from_pandas(table, npartitions=4), feature_cols=["id"], label_cols="y")
         victim = shards.workers[0]
