@@ -6,7 +6,8 @@ Dask cluster by changing only the cluster setting::
     import workbench as wb
     ctx = wb.init()                      # local; or wb.init("tcp://scheduler:8786")
     df = wb.data.read_parquet("events/")
-    shards = wb.data.shard(df, feature_cols=["x1", "x2"], label_cols="y")
+    est = wb.Estimator.from_torch(make_model, optimizer="adam", loss="cross_entropy")
+    est.fit(df, feature_cols=["x1", "x2"], label_cols="y", epochs=5, batch_size=256)
 
 Importing ``workbench`` is cheap: Dask's distributed runtime, pandas, and the deep-learning
 frameworks load only when first used.
@@ -20,12 +21,15 @@ from typing import Any
 from workbench.context import Context, current, init, stop
 
 __version__ = "0.1.0.dev0"
-__all__ = ["Context", "current", "init", "stop", "data", "__version__"]
+__all__ = ["Context", "current", "init", "stop", "data", "train", "optim", "Estimator", "__version__"]
 
-_LAZY_SUBMODULES = {"data"}
+_LAZY_SUBMODULES = {"data": "workbench.data", "train": "workbench.train", "optim": "workbench.train.optimizers"}
+_LAZY_NAMES = {"Estimator": "workbench.train.estimator"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
-        return importlib.import_module(f"workbench.{name}")
+        return importlib.import_module(_LAZY_SUBMODULES[name])
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -13,6 +13,8 @@ per-epoch shuffled mini-batches of numpy arrays.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +25,14 @@ import pandas as pd
 from dask import delayed
 
 from workbench.data.arrays import block_pair_to_arrays, check_columns, frame_to_arrays
-from workbench.data.readers import from_numpy, from_pandas
+from workbench.data.readers import from_numpy, from_pandas, read_csv, read_parquet
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
     from workbench.context import Context
 
-__all__ = ["shard", "Shards", "LocalShard"]
+__all__ = ["shard", "Shards", "LocalShard", "as_collection", "partition_arrays"]
 
 Batch = tuple[np.ndarray, "np.ndarray | None"]
 
@@ -156,8 +158,8 @@ def shard(
     """Persist training data on the workers as one balanced shard per worker.
 
     Args:
-        data: a Dask or pandas DataFrame; or ``(X, y)``, a pair of Dask or numpy arrays whose
-            first axis is the sample axis; or ``X`` alone.
+        data: a Dask or pandas DataFrame, or a Parquet/CSV path; or ``(X, y)``, a pair of Dask
+            or numpy arrays whose first axis is the sample axis; or ``X`` alone.
         feature_cols: for tables, the feature columns (default: every column that is not a
             label). Scalar columns are stacked into ``(n, k)``; one array-valued column keeps
             its per-row shape.
@@ -174,14 +176,23 @@ def shard(
     context = context or current()
     if context is None:
         raise RuntimeError("no Workbench context: call wb.init() before sharding data")
-    parts = _partitions(data, feature_cols, label_cols, allow_nan)
+    parts = partition_arrays(data, feature_cols, label_cols, allow_nan)
     return _place(parts, context.client)
 
 
-def _partitions(data: Any, feature_cols: Any, label_cols: Any, allow_nan: bool) -> list:
-    """Delayed ``(features, labels)`` numpy pairs, one per partition of ``data``."""
+def as_collection(data: Any) -> Any:
+    """Paths become Dask DataFrames (CSV by suffix, else Parquet); pandas becomes Dask."""
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        return read_csv(path) if path.lower().endswith((".csv", ".csv.gz")) else read_parquet(path)
     if isinstance(data, pd.DataFrame):
-        data = from_pandas(data)
+        return from_pandas(data)
+    return data
+
+
+def partition_arrays(data: Any, feature_cols: Any, label_cols: Any, allow_nan: bool = False) -> list:
+    """Delayed ``(features, labels)`` numpy pairs, one per partition of ``data``, in order."""
+    data = as_collection(data)
     if isinstance(data, dd.DataFrame):
         return _table_partitions(data, _as_list(feature_cols), _as_list(label_cols), allow_nan)
     if feature_cols is not None or label_cols is not None:
@@ -193,7 +204,7 @@ def _partitions(data: Any, feature_cols: Any, label_cols: Any, allow_nan: bool) 
     if isinstance(data, (np.ndarray, da.Array)):
         return _array_partitions(data, None, allow_nan)
     raise TypeError(
-        f"cannot shard {type(data).__name__}: expected a Dask/pandas DataFrame, "
+        f"cannot shard {type(data).__name__}: expected a Dask/pandas DataFrame, a path, "
         "(X, y) arrays, or an array X"
     )
 
@@ -279,7 +290,7 @@ def _place(parts: list, client: Client) -> Shards:
     for future in shards:
         future.result()  # raise the first assembly error, if any
     del partitions  # the shards keep their lineage; the partitions need not stay in memory
-    rows = [sum(stop - start for _, start, stop in rank_pieces) for rank_pieces in pieces]
+    rows = [int(sum(stop - start for _, start, stop in rank_pieces)) for rank_pieces in pieces]
     placed = client.who_has(shards)
     return Shards(client, shards, [placed[f.key][0] for f in shards], rows)
 
@@ -291,7 +302,7 @@ def _plan_pieces(lengths: list[int], num_shards: int) -> list[list[tuple[int, in
     """
     total = sum(lengths)
     bounds = [rank * total // num_shards for rank in range(num_shards + 1)]
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    offsets = [0, *itertools.accumulate(lengths)]
     plan = []
     for rank in range(num_shards):
         low, high = bounds[rank], bounds[rank + 1]

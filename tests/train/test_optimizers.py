@@ -1,0 +1,302 @@
+"""Slice optimizers against torch.optim: same updates, schedules, clipping, configs, lookups."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.train import optimizers
+from workbench.train.optimizers import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Constant,
+    CosineDecay,
+    ExponentialDecay,
+    LinearWarmup,
+    RMSprop,
+    Schedule,
+    SliceOptimizer,
+    StepDecay,
+    clip_scale,
+    from_torch,
+    get_optimizer,
+    optimizer_from_config,
+    schedule_from_config,
+)
+
+SIZE = 1000
+SLICES = [(0, 137), (137, 600), (600, SIZE)]  # uneven, as parameter-server shards cut them
+STEPS = 20
+
+TORCH_CASES = [
+    (torch.optim.SGD, {"lr": 0.1}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.5, "weight_decay": 0.01}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+    (torch.optim.Adam, {}),
+    (torch.optim.Adam, {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1}),
+    (torch.optim.Adam, {"lr": 0.01, "amsgrad": True, "eps": 1e-6}),
+    (torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    (torch.optim.AdamW, {"lr": 0.01}),
+    (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.5, "amsgrad": True}),
+    (torch.optim.Adagrad, {"lr": 0.1}),
+    (
+        torch.optim.Adagrad,
+        {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.5},
+    ),
+    (torch.optim.RMSprop, {"lr": 0.01}),
+    (torch.optim.RMSprop, {"lr": 0.01, "alpha": 0.5, "eps": 1e-6, "momentum": 0.5}),
+    (torch.optim.RMSprop, {"lr": 0.01, "centered": True}),
+    (torch.optim.RMSprop, {"lr": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.1}),
+]
+
+OUR_CLASSES = {
+    torch.optim.SGD: SGD,
+    torch.optim.Adam: Adam,
+    torch.optim.AdamW: AdamW,
+    torch.optim.Adagrad: Adagrad,
+    torch.optim.RMSprop: RMSprop,
+}
+
+
+def _case_id(case) -> str:
+    torch_class, kwargs = case
+    return f"{torch_class.__name__}-" + "-".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+def _assert_float32_close(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Equal to float32 precision, which near zero is relative to the vector's scale.
+
+    Torch's CPU kernels fuse ``p + alpha * g`` into one rounding, numpy rounds twice; over 20
+    steps elements that pass near zero keep errors of a few ulps of the largest element
+    (5 at most in these cases), so an absolute tolerance of 1e-7 would be below float32's
+    resolution at 1.0.
+    """
+    atol = 16 * np.spacing(np.abs(expected).max())
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=atol)
+
+
+def _run_against_torch(torch_optimizer, optimizer: SliceOptimizer, lr_scheduler=None, seed: int = 0):
+    """Step torch on the whole vector and ours slice by slice; compare after every step."""
+    rng = np.random.default_rng(seed)
+    params = rng.standard_normal(SIZE).astype(np.float32)
+    reference = torch_optimizer.param_groups[0]["params"][0]
+    with torch.no_grad():
+        reference.copy_(torch.from_numpy(params))
+    states = [optimizer.init_state(hi - lo) for lo, hi in SLICES]
+    for step in range(1, STEPS + 1):
+        grad = rng.standard_normal(SIZE).astype(np.float32)
+        reference.grad = torch.from_numpy(grad.copy())
+        torch_optimizer.step()
+        if lr_scheduler is not None:
+            lr_scheduler.step()
+        lr = optimizer.learning_rate(step, epoch=0)
+        for (lo, hi), state in zip(SLICES, states):
+            optimizer.step(params[lo:hi], grad[lo:hi], state, step, lr)
+        _assert_float32_close(params, reference.detach().numpy())
+        np.testing.assert_array_equal(grad, reference.grad.numpy())  # ours left grad alone
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=_case_id)
+def test_slices_match_torch_on_the_whole_tensor(case):
+    torch_class, kwargs = case
+    torch_optimizer = torch_class([torch.zeros(SIZE, requires_grad=True)], **kwargs)
+    _run_against_torch(torch_optimizer, from_torch(torch_class, kwargs))
+
+
+def test_scheduled_learning_rate_matches_torch_scheduler():
+    torch_optimizer = torch.optim.Adam([torch.zeros(SIZE, requires_grad=True)], lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(torch_optimizer, step_size=3, gamma=0.5)
+    optimizer = Adam(lr=StepDecay(0.01, step_size=3, gamma=0.5, per="step"))
+    _run_against_torch(torch_optimizer, optimizer, lr_scheduler=scheduler)
+
+
+def test_state_is_float32_arrays_of_the_slice_size():
+    rmsprop, adagrad = RMSprop(momentum=0.9, centered=True), Adagrad(initial_accumulator_value=0.1)
+    for optimizer in (SGD(), SGD(momentum=0.9), Adam(amsgrad=True), adagrad, rmsprop):
+        state = optimizer.init_state(7)
+        assert all(a.dtype == np.float32 and a.shape == (7,) for a in state.values())
+    assert SGD().init_state(7) == {}
+    assert set(rmsprop.init_state(7)) == {"square_avg", "momentum_buffer", "grad_avg"}
+    np.testing.assert_array_equal(adagrad.init_state(3)["sum"], np.float32(0.1))
+
+
+@pytest.mark.parametrize("torch_class", list(OUR_CLASSES), ids=lambda c: c.__name__)
+def test_defaults_are_torchs(torch_class):
+    ours = inspect.signature(OUR_CLASSES[torch_class]).parameters
+    theirs = inspect.signature(torch_class).parameters
+    for name, parameter in ours.items():
+        assert parameter.default == theirs[name].default, name
+    assert from_torch(torch_class, {}).get_config() == OUR_CLASSES[torch_class]().get_config()
+
+
+@pytest.mark.parametrize(
+    ("torch_class", "kwargs", "name"),
+    [
+        (torch.optim.SGD, {"lr": -0.1}, "lr"),
+        (torch.optim.SGD, {"momentum": -0.1}, "momentum"),
+        (torch.optim.SGD, {"weight_decay": -1.0}, "weight_decay"),
+        (torch.optim.SGD, {"nesterov": True}, "Nesterov"),
+        (torch.optim.SGD, {"nesterov": True, "momentum": 0.9, "dampening": 0.1}, "Nesterov"),
+        (torch.optim.Adam, {"betas": (1.0, 0.999)}, "beta"),
+        (torch.optim.AdamW, {"betas": (0.9, -0.1)}, "beta"),
+        (torch.optim.Adam, {"eps": -1e-8}, "eps"),
+        (torch.optim.Adagrad, {"lr_decay": -0.1}, "lr_decay"),
+        (torch.optim.Adagrad, {"initial_accumulator_value": -0.1}, "initial_accumulator_value"),
+        (torch.optim.RMSprop, {"alpha": -0.1}, "alpha"),
+        (torch.optim.RMSprop, {"momentum": -0.1}, "momentum"),
+    ],
+)
+def test_invalid_hyper_parameters_are_rejected_like_torch(torch_class, kwargs, name):
+    with pytest.raises(ValueError):
+        torch_class([torch.zeros(1, requires_grad=True)], **kwargs)
+    with pytest.raises(ValueError, match=name):
+        from_torch(torch_class, kwargs)
+
+
+@pytest.mark.parametrize("per", ["epoch", "step"])
+@pytest.mark.parametrize(
+    ("make_ours", "make_torch"),
+    [
+        (lambda per: StepDecay(0.1, step_size=3, gamma=0.5, per=per),
+         lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)),
+        (lambda per: ExponentialDecay(0.1, gamma=0.8, per=per),
+         lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.8)),
+        (lambda per: CosineDecay(0.1, total=10, min_lr=0.001, per=per),
+         lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.001)),
+    ],
+    ids=["step", "exponential", "cosine"],
+)
+def test_schedules_match_torch_schedulers(make_ours, make_torch, per):
+    ours = make_ours(per)
+    torch_optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = make_torch(torch_optimizer)
+    for unit in range(11):  # torch steps its scheduler once per `per`
+        step, epoch = (7 * unit + 1, unit) if per == "epoch" else (unit + 1, 0)
+        assert ours(step, epoch) == pytest.approx(scheduler.get_last_lr()[0], rel=1e-9)
+        torch_optimizer.step()
+        scheduler.step()
+
+
+def test_cosine_decay_stays_at_min_lr_after_total():
+    schedule = CosineDecay(0.1, total=10, min_lr=0.001)
+    assert [schedule(step, 0) for step in (11, 12, 100)] == pytest.approx([0.001] * 3)
+
+
+def test_linear_warmup_ramps_to_the_wrapped_schedule():
+    schedule = LinearWarmup(ExponentialDecay(0.4, gamma=0.5, per="step"), warmup_steps=4)
+    expected = [0.4 * 0.5**k * min(1, (k + 1) / 4) for k in range(6)]
+    assert [schedule(step, 0) for step in range(1, 7)] == pytest.approx(expected)
+    assert LinearWarmup(Constant(0.4), warmup_steps=4)(1, 0) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6], ids=["clipped", "unclipped"])
+def test_clip_scale_matches_clip_grad_norm(max_norm):
+    rng = np.random.default_rng(1)
+    grads = rng.standard_normal(SIZE).astype(np.float32)
+    tensors = [torch.zeros(hi - lo, requires_grad=True) for lo, hi in SLICES]
+    for tensor, (lo, hi) in zip(tensors, SLICES):
+        tensor.grad = torch.from_numpy(grads[lo:hi].copy())
+    torch.nn.utils.clip_grad_norm_(tensors, max_norm)
+    global_sq_norm = sum(float(np.sum(np.square(grads[lo:hi], dtype=np.float64))) for lo, hi in SLICES)
+    clipped = grads * np.float32(clip_scale(global_sq_norm, max_norm))
+    _assert_float32_close(clipped, torch.cat([t.grad for t in tensors]).numpy())
+
+
+CONFIGURED = [
+    SGD(lr=0.1, momentum=0.9, nesterov=True),
+    Adam(lr=LinearWarmup(CosineDecay(0.01, total=100), warmup_steps=10), betas=(0.8, 0.9), amsgrad=True),
+    AdamW(lr=StepDecay(0.01, step_size=2)),
+    Adagrad(lr_decay=0.1, initial_accumulator_value=0.2),
+    RMSprop(momentum=0.5, centered=True),
+]
+
+
+@pytest.mark.parametrize("optimizer", CONFIGURED, ids=repr)
+def test_config_round_trips_through_json(optimizer):
+    config = optimizer.get_config()
+    rebuilt = optimizer_from_config(json.loads(json.dumps(config)))
+    assert type(rebuilt) is type(optimizer)
+    assert rebuilt.get_config() == config
+    assert repr(rebuilt) == repr(optimizer)
+    assert rebuilt.learning_rate(5, 1) == optimizer.learning_rate(5, 1)
+
+
+def test_config_names_and_dispatch():
+    assert SGD(lr=0.5).get_config() == {
+        "name": "sgd", "lr": 0.5, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+    }
+    warmup = LinearWarmup(Constant(0.1), warmup_steps=3)
+    config = json.loads(json.dumps(warmup.get_config()))
+    assert config["schedule"] == {"name": "constant", "lr": 0.1}
+    assert schedule_from_config(config).get_config() == warmup.get_config()
+    assert isinstance(Schedule.from_config({"name": "constant", "lr": 1.0}), Constant)
+    with pytest.raises(ValueError, match="Unknown"):
+        optimizer_from_config({"name": "lbfgs"})
+    with pytest.raises(ValueError, match="Unknown"):
+        SGD.from_config(Adam().get_config())
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: Constant(-1.0), "lr"),
+        (lambda: StepDecay(0.1, step_size=0), "step_size"),
+        (lambda: ExponentialDecay(0.1, gamma=0.9, per="batch"), "per"),
+        (lambda: CosineDecay(0.1, total=0), "total"),
+        (lambda: LinearWarmup(Constant(0.1), warmup_steps=0), "warmup_steps"),
+    ],
+)
+def test_invalid_schedules_are_rejected(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_get_optimizer_accepts_names_classes_and_instances():
+    adam = Adam(lr=0.1)
+    assert get_optimizer(adam) is adam
+    assert get_optimizer("RMSprop", lr=0.1).get_config() == RMSprop(lr=0.1).get_config()
+    assert isinstance(get_optimizer("ADAMW"), AdamW)
+    assert get_optimizer(SGD, momentum=0.9).momentum == 0.9
+    assert get_optimizer(torch.optim.Adagrad, lr=0.5).get_config() == Adagrad(lr=0.5).get_config()
+    with pytest.raises(ValueError, match="sgd"):
+        get_optimizer("lbfgs")
+    with pytest.raises(ValueError, match="lr"):
+        get_optimizer(adam, lr=0.2)
+
+
+def test_from_torch_maps_decoupled_adam_to_adamw_without_its_default_decay():
+    optimizer = from_torch(torch.optim.Adam, {"decoupled_weight_decay": True})
+    assert isinstance(optimizer, AdamW) and optimizer.weight_decay == 0.0
+
+
+@pytest.mark.parametrize("option", ["maximize", "foreach", "fused", "capturable", "differentiable"])
+def test_from_torch_rejects_torch_only_options(option):
+    with pytest.raises(ValueError, match=option):
+        from_torch(torch.optim.Adam, {option: True})
+    assert isinstance(from_torch(torch.optim.Adam, {option: False}), Adam)
+
+
+def test_from_torch_rejects_unsupported_optimizers():
+    with pytest.raises(ValueError, match="torch.optim.SGD.*torch.optim.RMSprop"):
+        from_torch(torch.optim.LBFGS, {})
+
+
+def test_import_does_not_load_torch():
+    # Load the file by path: only this module's imports count, not the package's.
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('optimizers', {optimizers.__file__!r}); "
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+        "print('torch' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert run.stdout.strip() == "False"

@@ -1,0 +1,203 @@
+"""PyTorch backend: a model replica whose parameters live in one flat float32 buffer.
+
+Every trainable parameter is a view into ``flat_params`` and every gradient a view into
+``flat_grad`` (as DDP's ``gradient_as_bucket_view``): backward writes gradients straight into
+the buffer the parameter server reads, and new parameters from the server land directly in
+the model, with no packing or unpacking copies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cloudpickle
+import numpy as np
+
+__all__ = ["TorchBackend", "TorchReplica", "LOSSES"]
+
+#: Loss names accepted by ``Estimator.from_torch(loss=...)``.
+LOSSES = {
+    "cross_entropy": "CrossEntropyLoss",
+    "nll": "NLLLoss",
+    "mse": "MSELoss",
+    "l1": "L1Loss",
+    "mae": "L1Loss",
+    "huber": "HuberLoss",
+    "smooth_l1": "SmoothL1Loss",
+    "bce": "BCELoss",
+    "bce_with_logits": "BCEWithLogitsLoss",
+}
+_CLASS_TARGETS = ("CrossEntropyLoss", "NLLLoss")
+
+
+class TorchBackend:
+    """What a worker needs to rebuild the model and its loss: picklable, built on the driver.
+
+    Args:
+        model: an ``nn.Module`` or a zero-argument function returning one.
+        loss: a name from :data:`LOSSES`, a torch loss module (``reduction="mean"``), or a
+            function ``loss(output, target) -> scalar tensor`` averaging over the batch.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: Any, loss: Any):
+        import torch
+
+        if not (isinstance(model, torch.nn.Module) or callable(model)):
+            raise TypeError(f"model must be a torch.nn.Module or a function returning one, not {type(model).__name__}")
+        loss = _check_loss(loss)
+        self.model_bytes = cloudpickle.dumps(model)
+        self.loss_bytes = cloudpickle.dumps(loss)
+        self.loss_name = _loss_class_name(loss)
+
+    @property
+    def logits(self) -> bool:
+        """Whether a single output is a logit (for the accuracy threshold)."""
+        return self.loss_name == "BCEWithLogitsLoss"
+
+    def build(self, threads: int | None = None) -> TorchReplica:
+        """A fresh replica (a new model instance, or a copy of the given module)."""
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        model = cloudpickle.loads(self.model_bytes)
+        module = model if isinstance(model, torch.nn.Module) else model()
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"the model function returned {type(module).__name__}, not a torch.nn.Module")
+        return self.wrap(module)
+
+    def wrap(self, module) -> TorchReplica:
+        """A replica around an existing module (its parameters move into flat buffers)."""
+        return TorchReplica(module, cloudpickle.loads(self.loss_bytes))
+
+
+class TorchReplica:
+    """One model instance with flat parameter and gradient buffers."""
+
+    def __init__(self, module, loss: Any):
+        import torch
+
+        self.module = module
+        self.loss = getattr(torch.nn, LOSSES[loss])() if isinstance(loss, str) else loss
+        self.class_targets = _loss_class_name(loss) in _CLASS_TARGETS
+        self.parameters = [p for p in module.parameters() if p.requires_grad]
+        if not self.parameters:
+            raise ValueError("the model has no trainable parameters")
+        self.size = sum(p.numel() for p in self.parameters)
+        flat = torch.zeros(self.size, dtype=torch.float32)
+        grad = torch.zeros(self.size, dtype=torch.float32)
+        offset = 0
+        with torch.no_grad():
+            for p in self.parameters:
+                if p.dtype != torch.float32:
+                    raise TypeError(f"parameters must be float32, found {p.dtype}")
+                count = p.numel()
+                flat[offset : offset + count].copy_(p.reshape(-1))
+                p.data = flat[offset : offset + count].view_as(p)
+                p.grad = grad[offset : offset + count].view_as(p)
+                offset += count
+        self._flat, self._grad = flat, grad
+        self.flat_params = flat.numpy()
+        self.flat_grad = grad.numpy()
+        self.buffers = [b for b in module.buffers() if b.is_floating_point()]
+
+    # -- training ----------------------------------------------------------------------------
+
+    def train_step(self, features: np.ndarray, labels: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
+        """Forward and backward on one batch; the gradient (times ``weight``) is in ``flat_grad``.
+
+        Returns the batch's mean loss and the model output (for metrics).
+        """
+        import torch
+
+        self.module.train()
+        self._grad.zero_()
+        output = self.module(_tensor(features))
+        loss = self.loss(output, self._target(labels, output))
+        (loss * weight).backward()
+        return float(loss.detach()), output.detach().numpy()
+
+    def zero_grad(self) -> None:
+        self._grad.zero_()
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            return self.module(_tensor(features)).numpy()
+
+    def loss_value(self, output: np.ndarray, labels: np.ndarray) -> float:
+        import torch
+
+        with torch.no_grad():
+            prediction = torch.from_numpy(output)
+            return float(self.loss(prediction, self._target(labels, prediction)))
+
+    # -- state -------------------------------------------------------------------------------
+
+    def load_params(self, params: np.ndarray) -> None:
+        np.copyto(self.flat_params, params)
+
+    def get_buffers(self) -> np.ndarray:
+        if not self.buffers:
+            return np.empty(0, np.float32)
+        return np.concatenate([b.detach().reshape(-1).numpy().astype(np.float32) for b in self.buffers])
+
+    def set_buffers(self, values: np.ndarray) -> None:
+        import torch
+
+        offset = 0
+        with torch.no_grad():
+            for b in self.buffers:
+                count = b.numel()
+                b.copy_(torch.from_numpy(values[offset : offset + count]).view_as(b))
+                offset += count
+
+    def _target(self, labels: np.ndarray, output):
+        import torch
+
+        if self.class_targets:
+            return torch.from_numpy(np.asarray(labels).reshape(len(labels)).astype(np.int64))
+        target = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+        if target.shape != output.shape and target.numel() == output.numel():
+            target = target.view_as(output)
+        return target
+
+
+def _tensor(features: np.ndarray):
+    import torch
+
+    if features.dtype.kind == "f" and features.dtype != np.float32:
+        features = features.astype(np.float32)
+    elif features.dtype.kind in "iub":
+        features = features.astype(np.int64)
+    features = np.ascontiguousarray(features)
+    if not features.flags.writeable:  # torch tensors over read-only memory are undefined behaviour
+        features = features.copy()
+    return torch.from_numpy(features)
+
+
+def _check_loss(loss: Any) -> Any:
+    import torch
+
+    if isinstance(loss, str):
+        if loss.lower() not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; known: {sorted(LOSSES)}, or pass a torch loss or a function")
+        return loss.lower()
+    if isinstance(loss, torch.nn.Module):
+        reduction = getattr(loss, "reduction", "mean")
+        if reduction != "mean":
+            raise ValueError(f"the loss must average over the batch (reduction='mean'), got reduction={reduction!r}")
+        return loss
+    if callable(loss):
+        return loss
+    raise TypeError(f"loss must be a name, a torch loss module or a function, not {type(loss).__name__}")
+
+
+def _loss_class_name(loss: Any) -> str:
+    return LOSSES[loss] if isinstance(loss, str) else type(loss).__name__

@@ -1,0 +1,400 @@
+"""The Estimator: fit, evaluate, predict, save and load a model on the Workbench cluster.
+
+``fit`` shards the data over the workers, starts one parameter-server shard per worker, then
+runs one task per worker per epoch (the synchronous loop in :mod:`workbench.train.worker`)
+while the driver streams per-step metrics to the callbacks. ``evaluate`` and ``predict`` are
+plain Dask tasks over the partitions of the data with the trained weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import sys
+import time
+import uuid
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+
+from workbench.data.arrays import check_columns, frame_to_arrays
+from workbench.data.shard import as_collection, partition_arrays, shard
+from workbench.train import checkpoint
+from workbench.train.callbacks import Callback, CallbackList, ProgressBar
+from workbench.train.inference import Weights, evaluate_part, predict_arrays, predict_frame
+from workbench.train.metrics import get_metrics
+from workbench.train.optimizers import SliceOptimizer, get_optimizer, optimizer_from_config
+from workbench.train.parameter_server import ParameterServer
+from workbench.train.worker import TrainJob, drop_job, evaluate_shard, local_batch_sizes, train_epoch
+
+__all__ = ["Estimator"]
+
+
+class Estimator:
+    """Distributed data-parallel training of a model on the current Workbench context.
+
+    Build one with :meth:`from_torch`. Learned state: ``model_`` (the framework model holding
+    the current weights), ``history_`` (per-epoch metrics of the last fit), ``step_``
+    (optimizer steps taken), ``optimizer_state_`` (per-parameter optimizer state).
+    """
+
+    def __init__(self, backend: Any, optimizer: SliceOptimizer, metrics: list | None = None,
+                 clip_norm: float | None = None, model: Any = None):
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"clip_norm must be positive, got {clip_norm!r}")
+        self.backend = backend
+        self.optimizer = optimizer
+        self.metrics = get_metrics(metrics, logits=backend.logits)
+        self.metric_specs = list(metrics or [])
+        self.clip_norm = clip_norm
+        self._replica = backend.wrap(model) if model is not None else backend.build()
+        self.model_ = self._replica.module
+        self.step_ = 0
+        self.epochs_ = 0
+        self.optimizer_state_: dict[str, np.ndarray] | None = None
+        self.history_: pd.DataFrame | None = None
+        self.feature_cols_: list[str] | None = None
+        self.label_cols_: list[str] | None = None
+        self.stop_training = False
+        self.steps_per_epoch: int | None = None
+        self._server: ParameterServer | None = None
+        self._lr_override: float | None = None
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_torch(
+        cls,
+        model: Any,
+        optimizer: Any = "adam",
+        optimizer_kwargs: dict[str, Any] | None = None,
+        loss: Any = "mse",
+        metrics: list | None = None,
+        clip_norm: float | None = None,
+        seed: int = 0,
+    ) -> Estimator:
+        """An estimator for a PyTorch model.
+
+        Args:
+            model: an ``nn.Module``, or a zero-argument function returning one (preferred: it is
+                called on each worker). Initial weights come from the driver's instance, built
+                under ``torch.manual_seed(seed)``.
+            optimizer: a ``torch.optim`` class, a name ("sgd", "adam", "adamw", "adagrad",
+                "rmsprop") or a ``workbench.train.optimizers`` object; it runs on the
+                parameter-server shards with the same math.
+            optimizer_kwargs: hyper-parameters for a class or name (``lr``, ``momentum``, ...).
+            loss: "cross_entropy", "mse", "bce", "bce_with_logits", ... a torch loss module, or a
+                function ``loss(output, target)`` returning the batch mean.
+            metrics: names ("accuracy", "mse", "mae", "rmse", "r2"), Metric objects or functions.
+            clip_norm: clip the global gradient norm to this value.
+            seed: seed of the initial weights (for a model function).
+        """
+        import torch
+
+        from workbench.train.backends.torch import TorchBackend
+
+        backend = TorchBackend(model, loss)
+        slice_optimizer = _resolve_optimizer(optimizer, optimizer_kwargs or {})
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            module = model if isinstance(model, torch.nn.Module) else None
+            estimator = cls(backend, slice_optimizer, metrics, clip_norm, model=module)
+        return estimator
+
+    # -- training ----------------------------------------------------------------------------
+
+    def fit(
+        self,
+        data: Any,
+        feature_cols: str | list[str] | None = None,
+        label_cols: str | list[str] | None = None,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data: Any = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        callbacks: list[Callback] | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        log_every: int = 10,
+        verbose: bool | None = None,
+        allow_nan: bool = False,
+    ) -> pd.DataFrame:
+        """Train on every worker of the current context; returns the per-epoch history.
+
+        Args:
+            data: a Dask/pandas DataFrame, a Parquet/CSV path, or ``(X, y)`` arrays.
+            feature_cols, label_cols: the columns, for tables.
+            epochs: passes over the data.
+            batch_size: the global batch, split across workers.
+            validation_data: data evaluated after each epoch (``val_`` columns in the history).
+            checkpoint_dir: save the estimator there after each epoch (``epoch-NNNN``).
+            callbacks: :class:`~workbench.train.callbacks.Callback` objects.
+            shuffle, seed: per-epoch shuffling of each worker's shard.
+            log_every: steps between metric reports (the per-step stream for callbacks).
+            verbose: show a progress bar (default: when stderr is a terminal).
+        """
+        from workbench.context import current
+
+        _check_positive_int("epochs", epochs)
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("log_every", log_every)
+        context = current()
+        if context is None:
+            raise RuntimeError("no Workbench context: call wb.init() before fit()")
+        client = context.client
+        shards = shard(data, feature_cols, label_cols, allow_nan=allow_nan, context=context)
+        if batch_size < shards.num_shards:
+            raise ValueError(f"batch_size={batch_size} is smaller than the {shards.num_shards} workers; each needs a sample")
+        validation = (
+            shard(validation_data, feature_cols, label_cols, allow_nan=allow_nan, context=context)
+            if validation_data is not None
+            else None
+        )
+        self.feature_cols_ = _as_list(feature_cols) or None
+        self.label_cols_ = _as_list(label_cols) or None
+
+        job_id = uuid.uuid4().hex
+        self._server = ParameterServer(
+            client, self._replica.flat_params, shards.workers, self.optimizer.get_config(),
+            self.clip_norm, self.step_, self.optimizer_state_,
+        )
+        if self._lr_override is not None:
+            self._server.call_all("set_learning_rate", self._lr_override)
+        job = TrainJob(
+            job_id=job_id, backend=self.backend, metrics=self.metrics,
+            batch_sizes=local_batch_sizes(batch_size, shards.num_shards), shard_rows=shards.rows,
+            server=self._server.connect_args(), seed=seed, shuffle=shuffle, log_every=log_every,
+            topic=f"workbench-train-{job_id}",
+        )
+        self.steps_per_epoch = job.steps
+        if verbose is None:
+            verbose = sys.stderr.isatty()
+        callback_list = CallbackList(list(callbacks or []) + ([ProgressBar()] if verbose else []), self)
+        stream = _MetricsStream(client, job.topic, shards.num_shards)
+        buffers = self._replica.get_buffers()
+        rows = []
+        self.stop_training = False
+        try:
+            callback_list.on_train_begin()
+            for _ in range(epochs):
+                epoch = self.epochs_
+                self._server.call_all("set_epoch", epoch)
+                callback_list.on_epoch_begin(epoch)
+                started = time.perf_counter()
+                futures = shards.map(train_epoch, job, epoch, self.step_, buffers)
+                stream.follow(futures, callback_list)
+                results = client.gather(futures)
+                seconds = time.perf_counter() - started
+                buffers = np.mean([r["buffers"] for r in results], axis=0) if buffers.size else buffers
+                self.step_ += job.steps
+                self.epochs_ += 1
+                logs = {"epoch": epoch, **self._summarise(results)}
+                if validation is not None:
+                    val = client.gather(validation.map(evaluate_shard, job, batch_size, buffers))
+                    logs.update({f"val_{k}": v for k, v in self._summarise(val).items()})
+                logs.update(samples_per_s=sum(r["samples"] for r in results) / seconds, time=seconds)
+                self._replica.set_buffers(buffers)
+                if checkpoint_dir is not None:
+                    self.save(Path(checkpoint_dir) / f"epoch-{epoch:04d}")
+                rows.append(logs)
+                callback_list.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            self._pull_from_server()
+            callback_list.on_train_end({"epochs": len(rows)})
+        finally:
+            stream.close()
+            self._server.close()
+            self._server = None
+            client.run(drop_job, job_id)
+            shards.release()
+            if validation is not None:
+                validation.release()
+        self.history_ = pd.DataFrame(rows).set_index("epoch")
+        return self.history_
+
+    def _summarise(self, results: list[dict]) -> dict[str, float]:
+        samples = sum(r["samples"] for r in results)
+        summary = {"loss": sum(r["loss_sum"] for r in results) / samples if samples else math.nan}
+        for index, metric in enumerate(self.metrics):
+            parts = [r["metric_sums"][index] for r in results if r["metric_sums"][index] is not None]
+            summary[metric.name] = metric.result(np.sum(parts, axis=0)) if parts else math.nan
+        return summary
+
+    def _pull_from_server(self) -> None:
+        snapshot = self._server.snapshot()
+        self._replica.load_params(snapshot["params"])
+        self.optimizer_state_ = snapshot["state"]
+        self.step_ = snapshot["step"]
+
+    # -- weights and learning rate -------------------------------------------------------------
+
+    def get_weights(self) -> np.ndarray:
+        """The flat trainable parameters (from the parameter server while fitting)."""
+        if self._server is not None:
+            return self._server.snapshot()["params"]
+        return self._replica.flat_params.copy()
+
+    def set_weights(self, params: np.ndarray) -> None:
+        """Replace the flat trainable parameters (after fit, or before it)."""
+        params = np.asarray(params, dtype=np.float32)
+        if params.shape != self._replica.flat_params.shape:
+            raise ValueError(f"expected {self._replica.flat_params.size} parameters, got shape {params.shape}")
+        if self._server is not None:
+            raise RuntimeError("set_weights() while fitting is not supported; call it after fit()")
+        self._replica.load_params(params)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the next optimizer step."""
+        if self._server is not None:
+            return float(self._server.actors[0].learning_rate().result())
+        if self._lr_override is not None:
+            return self._lr_override
+        return self.optimizer.learning_rate(self.step_ + 1, self.epochs_)
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Override the optimizer's learning rate (and schedule) from the next step on."""
+        self._lr_override = float(lr)
+        if self._server is not None:
+            self._server.call_all("set_learning_rate", self._lr_override)
+
+    # -- evaluation and prediction -------------------------------------------------------------
+
+    def evaluate(self, data: Any, feature_cols: str | list[str] | None = None,
+                 label_cols: str | list[str] | None = None, batch_size: int = 1024,
+                 allow_nan: bool = False) -> dict[str, float]:
+        """Loss and metrics of the current weights on ``data`` (computed on the workers)."""
+        _check_positive_int("batch_size", batch_size)
+        feature_cols = feature_cols if feature_cols is not None else self.feature_cols_
+        label_cols = label_cols if label_cols is not None else self.label_cols_
+        parts = partition_arrays(data, feature_cols, label_cols, allow_nan)
+        weights = dask.delayed(self._weights(), pure=False)
+        tasks = [dask.delayed(evaluate_part, pure=True)(p, weights, self.metrics, batch_size) for p in parts]
+        results = dask.compute(*tasks)
+        if any(r["samples"] == 0 for r in results) and not any(r["samples"] for r in results):
+            raise ValueError("the evaluation data has no rows")
+        return self._summarise(list(results))
+
+    def predict(self, data: Any, feature_cols: str | list[str] | None = None, batch_size: int = 1024,
+                allow_nan: bool = False) -> Any:
+        """Model outputs for every row, in the input's order, as a lazy Dask collection.
+
+        Tables give a Dask DataFrame with the input's index and a ``prediction`` column (or
+        ``prediction_0``, ``prediction_1``, ... for several outputs); arrays give a Dask array.
+        """
+        import dask.array as da
+        import dask.dataframe as dd
+
+        _check_positive_int("batch_size", batch_size)
+        data = as_collection(data)
+        weights = self._weights()
+        if isinstance(data, dd.DataFrame):
+            columns = _as_list(feature_cols if feature_cols is not None else self.feature_cols_)
+            if not columns:
+                raise ValueError("predict() on a table needs feature_cols (or a fit() that set them)")
+            check_columns(data.columns, data.dtypes, columns, "feature")
+            to_arrays = partial(frame_to_arrays, feature_cols=columns, label_cols=[], allow_nan=allow_nan)
+            sample = predict_frame(data.head(1, npartitions=-1), weights, to_arrays, batch_size, None)
+            names = ["prediction"] if sample.shape[1] == 1 else [f"prediction_{i}" for i in range(sample.shape[1])]
+            meta = pd.DataFrame({name: pd.Series(dtype=sample.dtypes.iloc[0]) for name in names})
+            return data.map_partitions(predict_frame, weights, to_arrays, batch_size, names, meta=meta)
+        if isinstance(data, np.ndarray):
+            from workbench.data.readers import from_numpy
+
+            data = from_numpy(data)
+        if not isinstance(data, da.Array):
+            raise TypeError(f"cannot predict on {type(data).__name__}: expected a DataFrame, a path or an array")
+        if feature_cols is not None:
+            raise ValueError("feature_cols applies to tables, not arrays")
+        data = data.rechunk((data.chunks[0],) + data.shape[1:])
+        sample = predict_arrays(np.zeros((1,) + data.shape[1:], dtype=data.dtype), weights, batch_size)
+        blocks = [
+            da.from_delayed(dask.delayed(predict_arrays, pure=True)(block, weights, batch_size),
+                            shape=(rows,) + sample.shape[1:], dtype=sample.dtype)
+            for block, rows in zip(data.to_delayed().ravel(), data.chunks[0])
+        ]
+        return da.concatenate(blocks)
+
+    def _weights(self) -> Weights:
+        return Weights(self.backend, self._replica.flat_params.copy(), self._replica.get_buffers())
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write weights, optimizer state, model definition and training config to a directory."""
+        if self._server is not None:  # mid-fit (callbacks): take the shards' current state
+            self._pull_from_server()
+        checkpoint.save(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Estimator:
+        """An estimator restored by :meth:`save` (weights, optimizer state, history)."""
+        return checkpoint.load(cls, Path(path))
+
+
+def _resolve_optimizer(optimizer: Any, kwargs: dict[str, Any]) -> SliceOptimizer:
+    if isinstance(optimizer, dict):
+        return optimizer_from_config(optimizer)
+    return get_optimizer(optimizer, **kwargs)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _as_list(columns: Any) -> list:
+    if columns is None:
+        return []
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
+class _MetricsStream:
+    """Worker loss reports (a Dask event topic) merged into one per-step stream for callbacks."""
+
+    def __init__(self, client, topic: str, num_ranks: int):
+        self.client = client
+        self.topic = topic
+        self.num_ranks = num_ranks
+        self.events: queue.Queue = queue.Queue()
+        self.pending: dict[int, list[dict]] = {}
+        client.subscribe_topic(topic, lambda event: self.events.put(event[1]))
+
+    def follow(self, futures: list, callbacks: CallbackList) -> None:
+        """Until the futures finish, pass every complete step report to ``on_batch_end``."""
+        while True:
+            done = all(f.done() for f in futures)
+            try:
+                while True:
+                    self._add(self.events.get(timeout=0.05 if not done else 0), callbacks)
+            except queue.Empty:
+                pass
+            if done:
+                return
+
+    def _add(self, report: dict, callbacks: CallbackList) -> None:
+        reports = self.pending.setdefault(report["step"], [])
+        reports.append(report)
+        if len(reports) < self.num_ranks:
+            return
+        del self.pending[report["step"]]
+        samples = sum(r["samples"] for r in reports)
+        seconds = max(r["seconds"] for r in reports)
+        callbacks.on_batch_end(
+            report["step"],
+            {
+                "epoch": report["epoch"],
+                "loss": sum(r["loss_sum"] for r in reports) / samples if samples else math.nan,
+                "samples_per_s": samples / seconds if seconds else math.nan,
+            },
+        )
+
+    def close(self) -> None:
+        self.client.unsubscribe_topic(self.topic)

@@ -1,0 +1,629 @@
+"""Optimizers that update one slice of a flat parameter vector, with numpy only.
+
+A model's parameters are one flat float32 vector cut into contiguous slices; each slice lives
+in a parameter-server shard together with its optimizer state. The optimizers here therefore
+work element-wise on any slice: :meth:`SliceOptimizer.init_state` makes the state of one
+slice, and :meth:`SliceOptimizer.step` updates that slice in place. Updating every slice with
+its own state gives, to float32 precision, what ``torch.optim`` gives on the whole tensor
+(not bit for bit: torch's CPU kernels fuse ``p + alpha * g`` into one rounding, numpy rounds
+twice, so elements differ by a few ulps).
+
+The module is read top-down:
+
+* the config machinery shared by schedules and optimizers (``get_config``/``from_config``);
+* learning-rate schedules (:class:`Schedule` and its subclasses) and :func:`clip_scale`;
+* the optimizers: :class:`SliceOptimizer`, :class:`SGD`, :class:`Adam`, :class:`AdamW`,
+  :class:`Adagrad`, :class:`RMSprop`;
+* lookups: :func:`get_optimizer` and :func:`from_torch`, which maps a ``torch.optim`` class
+  and its keyword arguments to a slice optimizer. Torch is imported only there.
+
+Like scikit-learn estimators, ``__init__`` only validates and stores hyper-parameters; the
+config of an object is read back from the attributes named by its ``__init__`` signature.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "Schedule",
+    "Constant",
+    "StepDecay",
+    "ExponentialDecay",
+    "CosineDecay",
+    "LinearWarmup",
+    "schedule_from_config",
+    "clip_scale",
+    "SliceOptimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "RMSprop",
+    "optimizer_from_config",
+    "get_optimizer",
+    "from_torch",
+]
+
+
+# --- Config machinery ---------------------------------------------------------------------
+
+
+def _check(valid: bool, name: str, value: Any) -> None:
+    """Raise the ValueError torch raises for a bad hyper-parameter, naming the parameter."""
+    if not valid:
+        raise ValueError(f"Invalid {name} value: {value!r}")
+
+
+class _Configurable(ABC):
+    """Hyper-parameters as a JSON-serialisable config, and a registry of classes by name.
+
+    Each family (schedules, optimizers) defines its own ``_registry``; a subclass that sets
+    ``name`` registers itself there, so ``Family.from_config`` can dispatch on the name.
+    """
+
+    name: ClassVar[str]
+    _registry: ClassVar[dict[str, type[_Configurable]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            cls._registry[cls.name] = cls
+
+    def _hyper_parameters(self) -> dict[str, Any]:
+        """The ``__init__`` arguments, read back from the attributes of the same names."""
+        return {key: getattr(self, key) for key in inspect.signature(type(self)).parameters}
+
+    def get_config(self) -> dict[str, Any]:
+        """The name and every ``__init__`` argument, as JSON-serialisable values."""
+        return {"name": self.name} | {k: _to_json(v) for k, v in self._hyper_parameters().items()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """Rebuild an object from :meth:`get_config`'s output, dispatching on its name."""
+        config = dict(config)
+        name = config.pop("name", None)
+        klass = cls._registry.get(name)
+        if klass is None or not issubclass(klass, cls):
+            known = sorted(n for n, k in cls._registry.items() if issubclass(k, cls))
+            raise ValueError(f"Unknown {cls.__name__} name {name!r}; expected one of {known}")
+        return klass(**{key: _from_json(value) for key, value in config.items()})
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self._hyper_parameters().items())
+        return f"{type(self).__name__}({arguments})"
+
+
+def _to_json(value: Any) -> Any:
+    """A hyper-parameter as JSON: a nested schedule as its config, a tuple as a list."""
+    if isinstance(value, _Configurable):
+        return value.get_config()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    """Undo :func:`_to_json`: the only nested configs are schedules; lists were tuples."""
+    if isinstance(value, Mapping):
+        return schedule_from_config(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+# --- Learning-rate schedules --------------------------------------------------------------
+
+
+class Schedule(_Configurable):
+    """A learning rate as a function of the optimizer step and the epoch.
+
+    ``step`` is the 1-based global optimizer step and ``epoch`` the 0-based epoch, so the
+    first update uses ``schedule(1, 0)``.
+    """
+
+    _registry: ClassVar[dict[str, type[_Configurable]]] = {}
+
+    @abstractmethod
+    def __call__(self, step: int, epoch: int) -> float:
+        """The learning rate for this step."""
+
+
+_UNITS = ("epoch", "step")
+
+
+def _check_per(per: str) -> None:
+    if per not in _UNITS:
+        raise ValueError(f"Invalid per value: {per!r}; expected one of {_UNITS}")
+
+
+def _elapsed(per: str, step: int, epoch: int) -> int:
+    """Whole units done before this step: the 0-based epoch, or the steps already taken.
+
+    This is torch's ``last_epoch`` for a scheduler stepped once per epoch or per step.
+    """
+    return epoch if per == "epoch" else step - 1
+
+
+class Constant(Schedule):
+    """The same learning rate at every step."""
+
+    name = "constant"
+
+    def __init__(self, lr: float):
+        _check(0.0 <= lr, "lr", lr)
+        self.lr = lr
+
+    def __call__(self, step: int, epoch: int) -> float:
+        return float(self.lr)
+
+
+class StepDecay(Schedule):
+    """Multiply the rate by ``gamma`` every ``step_size`` epochs (or steps), like ``StepLR``."""
+
+    name = "step_decay"
+
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1, per: str = "epoch"):
+        _check(0.0 <= lr, "lr", lr)
+        _check(step_size >= 1, "step_size", step_size)
+        _check_per(per)
+        self.lr = lr
+        self.step_size = step_size
+        self.gamma = gamma
+        self.per = per
+
+    def __call__(self, step: int, epoch: int) -> float:
+        return self.lr * self.gamma ** (_elapsed(self.per, step, epoch) // self.step_size)
+
+
+class ExponentialDecay(Schedule):
+    """Multiply the rate by ``gamma`` every epoch (or step), like ``ExponentialLR``."""
+
+    name = "exponential_decay"
+
+    def __init__(self, lr: float, gamma: float, per: str = "epoch"):
+        _check(0.0 <= lr, "lr", lr)
+        _check_per(per)
+        self.lr = lr
+        self.gamma = gamma
+        self.per = per
+
+    def __call__(self, step: int, epoch: int) -> float:
+        return self.lr * self.gamma ** _elapsed(self.per, step, epoch)
+
+
+class CosineDecay(Schedule):
+    """Half a cosine from ``lr`` to ``min_lr`` over ``total`` steps (or epochs), then ``min_lr``.
+
+    Matches ``CosineAnnealingLR(T_max=total, eta_min=min_lr)`` up to ``total``; torch's rate
+    would then rise again, this one stays at ``min_lr``.
+    """
+
+    name = "cosine_decay"
+
+    def __init__(self, lr: float, total: int, min_lr: float = 0.0, per: str = "step"):
+        _check(0.0 <= lr, "lr", lr)
+        _check(total >= 1, "total", total)
+        _check(0.0 <= min_lr, "min_lr", min_lr)
+        _check_per(per)
+        self.lr = lr
+        self.total = total
+        self.min_lr = min_lr
+        self.per = per
+
+    def __call__(self, step: int, epoch: int) -> float:
+        progress = min(_elapsed(self.per, step, epoch), self.total) / self.total
+        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+
+
+class LinearWarmup(Schedule):
+    """Ramp up linearly to a wrapped schedule: ``step / warmup_steps`` of it until then.
+
+    Large batches and Adam's early steps are unstable at the full rate; the warm-up starts at
+    ``schedule(1, epoch) / warmup_steps`` and reaches the wrapped schedule at ``warmup_steps``.
+    """
+
+    name = "linear_warmup"
+
+    def __init__(self, schedule: Schedule, warmup_steps: int):
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a Schedule, got {schedule!r}")
+        _check(warmup_steps >= 1, "warmup_steps", warmup_steps)
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step: int, epoch: int) -> float:
+        return self.schedule(step, epoch) * min(1.0, step / self.warmup_steps)
+
+
+def schedule_from_config(config: Mapping[str, Any]) -> Schedule:
+    """Rebuild a schedule from :meth:`Schedule.get_config`'s output."""
+    return Schedule.from_config(config)
+
+
+# --- Gradient clipping --------------------------------------------------------------------
+
+
+def clip_scale(global_sq_norm: float, max_norm: float) -> float:
+    """The factor ``torch.nn.utils.clip_grad_norm_`` multiplies every gradient by.
+
+    The parameter server sums the squared gradient norms of all slices into
+    ``global_sq_norm`` and scales each slice's gradient by this factor before the step.
+    """
+    return min(max_norm / (math.sqrt(global_sq_norm) + 1e-6), 1.0)
+
+
+# --- Optimizers ---------------------------------------------------------------------------
+
+
+class SliceOptimizer(_Configurable):
+    """An element-wise optimizer for one slice of a flat float32 parameter vector.
+
+    The state of a slice is a dict of float32 arrays of the slice's size; scalars such as the
+    step count are not stored but passed to :meth:`step`. Steps update ``params`` and the
+    state in place and allocate at most two temporaries of the slice's size.
+
+    Args:
+        lr: The learning rate, or a :class:`Schedule` of it.
+        weight_decay: The L2 penalty, added to the gradient as ``weight_decay * params``.
+    """
+
+    _registry: ClassVar[dict[str, type[_Configurable]]] = {}
+
+    def __init__(self, lr: float | Schedule, weight_decay: float):
+        if not isinstance(lr, Schedule):
+            _check(0.0 <= lr, "lr", lr)
+        _check(0.0 <= weight_decay, "weight_decay", weight_decay)
+        self.lr = lr
+        self.weight_decay = weight_decay
+
+    @abstractmethod
+    def init_state(self, size: int) -> dict[str, np.ndarray]:
+        """The initial state of a slice of ``size`` elements: float32 arrays, maybe none."""
+
+    @abstractmethod
+    def step(
+        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
+    ) -> None:
+        """Update ``params`` and ``state`` in place from ``grad``, which is left unchanged.
+
+        Args:
+            params: The slice, a float32 1-D array.
+            grad: Its gradient, same shape.
+            state: The slice's state from :meth:`init_state`, as the previous step left it.
+            step: The 1-based optimizer step (for bias corrections and decays).
+            lr: The learning rate for this step, from :meth:`learning_rate`.
+        """
+
+    def learning_rate(self, step: int, epoch: int) -> float:
+        """The learning rate at a 1-based step and 0-based epoch."""
+        return self.lr(step, epoch) if isinstance(self.lr, Schedule) else float(self.lr)
+
+    def _decayed_grad(self, params: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
+        """The gradient with the L2 penalty added: a new array, or ``grad`` without decay.
+
+        :class:`AdamW` overrides this to decay ``params`` directly, which needs ``lr``.
+        """
+        if not self.weight_decay:
+            return grad
+        decayed = params * self.weight_decay
+        decayed += grad
+        return decayed
+
+
+def _zeros(size: int) -> np.ndarray:
+    return np.zeros(size, dtype=np.float32)
+
+
+def _lerp(average: np.ndarray, x: np.ndarray, weight: float) -> None:
+    """``average += weight * (x - average)`` in place: torch's ``lerp_``, a moving average."""
+    delta = np.subtract(x, average)
+    delta *= weight
+    average += delta
+
+
+def _decay_add_square(average: np.ndarray, decay: float, x: np.ndarray) -> None:
+    """``average = decay * average + (1 - decay) * x**2`` in place: a moving mean square."""
+    average *= decay
+    square = np.square(x)
+    square *= 1 - decay
+    average += square
+
+
+class SGD(SliceOptimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    As in torch, the momentum buffer starts as the first step's gradient, not as zeros: it is
+    overwritten at ``step == 1``, so a slice's state must live from the optimizer's first step.
+    """
+
+    name = "sgd"
+
+    def __init__(
+        self,
+        lr: float | Schedule = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        super().__init__(lr, weight_decay)
+        _check(0.0 <= momentum, "momentum", momentum)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+
+    def init_state(self, size: int) -> dict[str, np.ndarray]:
+        return {"momentum_buffer": _zeros(size)} if self.momentum else {}
+
+    def step(
+        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
+    ) -> None:
+        grad = self._decayed_grad(params, grad, lr)
+        if self.momentum:
+            buffer = state["momentum_buffer"]
+            if step == 1:
+                np.copyto(buffer, grad)
+            else:
+                buffer *= self.momentum
+                buffer += (1 - self.dampening) * grad
+            if self.nesterov:  # the step is lr * (grad + momentum * buffer): two terms
+                params -= (lr * self.momentum) * buffer
+            else:
+                grad = buffer
+        params -= lr * grad
+
+
+class Adam(SliceOptimizer):
+    """Adam with bias correction and optional AMSGrad, as ``torch.optim.Adam``.
+
+    The weight decay is an L2 penalty added to the gradient; :class:`AdamW` decouples it.
+    """
+
+    name = "adam"
+
+    def __init__(
+        self,
+        lr: float | Schedule = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
+        super().__init__(lr, weight_decay)
+        _check(len(betas) == 2 and all(0.0 <= beta < 1.0 for beta in betas), "betas", betas)
+        _check(0.0 <= eps, "eps", eps)
+        self.betas = tuple(betas)
+        self.eps = eps
+        self.amsgrad = amsgrad
+
+    def init_state(self, size: int) -> dict[str, np.ndarray]:
+        names = ["exp_avg", "exp_avg_sq"]
+        if self.amsgrad:
+            names.append("max_exp_avg_sq")
+        return {name: _zeros(size) for name in names}
+
+    def step(
+        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
+    ) -> None:
+        beta1, beta2 = self.betas
+        grad = self._decayed_grad(params, grad, lr)
+        exp_avg, second_moment = state["exp_avg"], state["exp_avg_sq"]
+        _lerp(exp_avg, grad, 1 - beta1)
+        _decay_add_square(second_moment, beta2, grad)
+        if self.amsgrad:
+            maximum = state["max_exp_avg_sq"]
+            second_moment = np.maximum(maximum, second_moment, out=maximum)
+        update = np.sqrt(second_moment)
+        update /= math.sqrt(1 - beta2**step)
+        update += self.eps
+        np.divide(exp_avg, update, out=update)
+        update *= lr / (1 - beta1**step)
+        params -= update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    The parameters shrink by ``1 - lr * weight_decay`` before the Adam update instead of the
+    penalty entering the moments.
+    """
+
+    name = "adamw"
+
+    def __init__(
+        self,
+        lr: float | Schedule = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+    def _decayed_grad(self, params: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
+        """Shrink ``params`` in place and leave the gradient as it is."""
+        if self.weight_decay:
+            params *= 1 - lr * self.weight_decay
+        return grad
+
+
+class Adagrad(SliceOptimizer):
+    """Adagrad, as ``torch.optim.Adagrad``: steps scaled by the root of summed squared grads.
+
+    The rate at step ``t`` is ``lr / (1 + (t - 1) * lr_decay)``.
+    """
+
+    name = "adagrad"
+
+    def __init__(
+        self,
+        lr: float | Schedule = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ):
+        super().__init__(lr, weight_decay)
+        _check(0.0 <= lr_decay, "lr_decay", lr_decay)
+        _check(0.0 <= initial_accumulator_value, "initial_accumulator_value", initial_accumulator_value)
+        _check(0.0 <= eps, "eps", eps)
+        self.lr_decay = lr_decay
+        self.initial_accumulator_value = initial_accumulator_value
+        self.eps = eps
+
+    def init_state(self, size: int) -> dict[str, np.ndarray]:
+        return {"sum": np.full(size, self.initial_accumulator_value, dtype=np.float32)}
+
+    def step(
+        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
+    ) -> None:
+        grad = self._decayed_grad(params, grad, lr)
+        squares = state["sum"]
+        update = np.square(grad)
+        squares += update
+        np.sqrt(squares, out=update)
+        update += self.eps
+        np.divide(grad, update, out=update)
+        update *= lr / (1 + (step - 1) * self.lr_decay)
+        params -= update
+
+
+class RMSprop(SliceOptimizer):
+    """RMSprop, as ``torch.optim.RMSprop``: steps scaled by a moving root mean square of grads.
+
+    ``centered`` subtracts the squared moving mean of the gradient (an estimate of its
+    variance); ``momentum`` accumulates the scaled steps in a buffer.
+    """
+
+    name = "rmsprop"
+
+    def __init__(
+        self,
+        lr: float | Schedule = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
+        super().__init__(lr, weight_decay)
+        _check(0.0 <= alpha, "alpha", alpha)
+        _check(0.0 <= eps, "eps", eps)
+        _check(0.0 <= momentum, "momentum", momentum)
+        self.alpha = alpha
+        self.eps = eps
+        self.momentum = momentum
+        self.centered = centered
+
+    def init_state(self, size: int) -> dict[str, np.ndarray]:
+        names = ["square_avg"]
+        if self.momentum:
+            names.append("momentum_buffer")
+        if self.centered:
+            names.append("grad_avg")
+        return {name: _zeros(size) for name in names}
+
+    def step(
+        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
+    ) -> None:
+        grad = self._decayed_grad(params, grad, lr)
+        square_avg = state["square_avg"]
+        _decay_add_square(square_avg, self.alpha, grad)
+        if self.centered:
+            grad_avg = state["grad_avg"]
+            _lerp(grad_avg, grad, 1 - self.alpha)
+            update = np.square(grad_avg)
+            np.subtract(square_avg, update, out=update)
+            np.sqrt(update, out=update)
+        else:
+            update = np.sqrt(square_avg)
+        update += self.eps
+        np.divide(grad, update, out=update)
+        if self.momentum:
+            buffer = state["momentum_buffer"]
+            buffer *= self.momentum
+            buffer += update
+            np.multiply(buffer, lr, out=update)
+        else:
+            update *= lr
+        params -= update
+
+
+def optimizer_from_config(config: Mapping[str, Any]) -> SliceOptimizer:
+    """Rebuild an optimizer from :meth:`SliceOptimizer.get_config`'s output."""
+    return SliceOptimizer.from_config(config)
+
+
+# --- Lookups ------------------------------------------------------------------------------
+
+#: ``torch.optim`` options that change the math (``maximize``) or need torch's own kernels;
+#: they must be left off (``None`` or ``False``).
+_TORCH_ONLY_OPTIONS = ("maximize", "foreach", "fused", "capturable", "differentiable")
+
+
+def get_optimizer(name_or_obj: str | type | SliceOptimizer, **kwargs: Any) -> SliceOptimizer:
+    """A slice optimizer from a name, a class, or an instance (returned unchanged).
+
+    Args:
+        name_or_obj: An optimizer name such as ``"adam"`` (any case), a
+            :class:`SliceOptimizer` subclass, a ``torch.optim`` class (see
+            :func:`from_torch`), or a :class:`SliceOptimizer`.
+        **kwargs: Hyper-parameters for a name or class; none for an instance.
+    """
+    if isinstance(name_or_obj, SliceOptimizer):
+        if kwargs:
+            raise ValueError(f"Hyper-parameters {sorted(kwargs)} given with an optimizer instance")
+        return name_or_obj
+    if isinstance(name_or_obj, str):
+        klass = SliceOptimizer._registry.get(name_or_obj.lower())
+        if klass is None:
+            raise ValueError(
+                f"Unknown optimizer {name_or_obj!r}; expected one of {sorted(SliceOptimizer._registry)}"
+            )
+        return klass(**kwargs)
+    if isinstance(name_or_obj, type) and issubclass(name_or_obj, SliceOptimizer):
+        return name_or_obj(**kwargs)
+    return from_torch(name_or_obj, kwargs)
+
+
+def from_torch(optimizer_class: type, kwargs: Mapping[str, Any]) -> SliceOptimizer:
+    """The slice optimizer doing what ``optimizer_class(params, **kwargs)`` would do.
+
+    Omitted hyper-parameters get torch's defaults. ``Adam`` with
+    ``decoupled_weight_decay=True`` becomes :class:`AdamW`.
+
+    Raises:
+        ValueError: For a class other than torch's SGD, Adam, AdamW, Adagrad and RMSprop, or
+            an option in ``_TORCH_ONLY_OPTIONS`` that is switched on.
+    """
+    import torch
+
+    classes = {
+        torch.optim.SGD: SGD,
+        torch.optim.Adam: Adam,
+        torch.optim.AdamW: AdamW,
+        torch.optim.Adagrad: Adagrad,
+        torch.optim.RMSprop: RMSprop,
+    }
+    if optimizer_class not in classes:
+        supported = ", ".join(f"torch.optim.{klass.__name__}" for klass in classes)
+        raise ValueError(f"Unsupported optimizer {optimizer_class!r}; supported: {supported}")
+    kwargs = dict(kwargs)
+    for option in _TORCH_ONLY_OPTIONS:
+        value = kwargs.pop(option, None)
+        if value:
+            raise ValueError(f"The torch option {option}={value!r} is not supported")
+    klass = classes[optimizer_class]
+    if optimizer_class is torch.optim.Adam and kwargs.pop("decoupled_weight_decay", False):
+        klass = AdamW
+        kwargs.setdefault("weight_decay", 0.0)  # torch.optim.Adam's default, not AdamW's
+    return klass(**kwargs)

@@ -1,0 +1,488 @@
+"""Sharded scatter/gather parameter server on Dask actors.
+
+The flat float32 parameter vector is cut into one contiguous slice per worker. Slice *n*
+lives in a :class:`ParameterShard`, a Dask actor placed on worker *n*, together with that
+slice's optimizer state. Every step each worker pushes gradient slice *n* to shard *n*
+(scatter); when all workers' slices are in, the shard sums them, updates its parameters and
+sends the new slice back to every worker (gather).
+
+Dask's actor machinery places the shards, carries the control calls (endpoints, state,
+learning rate, snapshot) and makes the shards visible to the scheduler. The per-step bytes go
+over one plain TCP stream per (worker, remote shard) pair opened by the actor, so numpy buffers
+travel without pickling or extra copies, in chunks: a shard updates chunk *k* and sends it
+back while chunk *k+1* is still arriving. A worker's own shard is reached in-process. Streams
+are authenticated with a random token handed out through the actor.
+
+Gradients arrive already weighted (each worker scales its loss by its share of the global
+batch), so the shard only sums them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import struct
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from workbench.train.optimizers import clip_scale, optimizer_from_config
+
+__all__ = ["ParameterServer", "ParameterShard", "ShardConnections", "slice_bounds"]
+
+#: Elements per pipelined chunk (1 MiB of float32).
+CHUNK_ELEMENTS = 1 << 18
+_TOKEN_BYTES = 16
+_HEADER = struct.Struct("!q")  # step number
+_NORM = struct.Struct("!d")  # squared gradient norm of a slice, or a clipping scale
+
+
+def slice_bounds(size: int, num_shards: int) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` ranges splitting ``size`` elements into near-equal slices."""
+    edges = [shard * size // num_shards for shard in range(num_shards + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+class ParameterServer:
+    """The driver's handle on all shards: start them on the workers, snapshot, close.
+
+    Args:
+        client: the Dask client.
+        params: the full flat float32 parameter vector.
+        workers: one worker address per shard (shard *n* on ``workers[n]``).
+        optimizer: optimizer config (see :mod:`workbench.train.optimizers`).
+        clip_norm: clip the global gradient norm to this value.
+        step: optimizer steps already taken; state: full-length optimizer state (resuming).
+    """
+
+    def __init__(
+        self,
+        client,
+        params: np.ndarray,
+        workers: list[str],
+        optimizer: dict[str, Any],
+        clip_norm: float | None = None,
+        step: int = 0,
+        state: dict[str, np.ndarray] | None = None,
+    ):
+        self.client = client
+        self.size = params.size
+        self.bounds = slice_bounds(params.size, len(workers))
+        # weights (not training data) go to their shard's worker directly, outside the graph
+        slices = [
+            client.scatter(params[lo:hi], workers=[worker], direct=True)
+            for (lo, hi), worker in zip(self.bounds, workers)
+        ]
+        futures = [
+            client.submit(
+                ParameterShard,
+                initial,
+                optimizer,
+                len(workers),
+                clip_norm,
+                step,
+                None if state is None else {name: value[lo:hi] for name, value in state.items()},
+                actor=True,
+                workers=[worker],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for (lo, hi), worker, initial in zip(self.bounds, workers, slices)
+        ]
+        self.futures = futures
+        self.actors = [future.result() for future in futures]
+        self.keys = [future.key for future in futures]
+        self.clip_norm = clip_norm
+
+    def call_all(self, method: str, *args: Any) -> list[Any]:
+        """Call an actor method on every shard concurrently; return the results in order."""
+        calls = [getattr(actor, method)(*args) for actor in self.actors]
+        return [call.result() for call in calls]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The full parameter vector, optimizer state and step, gathered from the shards."""
+        parts = self.call_all("snapshot")
+        return {
+            "params": np.concatenate([p["params"] for p in parts]),
+            "state": {name: np.concatenate([p["state"][name] for p in parts]) for name in parts[0]["state"]},
+            "step": parts[0]["step"],
+        }
+
+    def connect_args(self) -> tuple:
+        """What a worker passes to :class:`ShardConnections`."""
+        return self.actors, self.keys, self.bounds, self.clip_norm
+
+    def close(self) -> None:
+        self.call_all("close")
+        for future in self.futures:
+            future.release()
+
+
+class ParameterShard:
+    """One slice of the parameters and its optimizer state (a Dask actor).
+
+    Args:
+        params: the initial values of this slice.
+        optimizer: config of a :class:`~workbench.train.optimizers.SliceOptimizer`.
+        num_workers: how many workers contribute a gradient every step.
+        clip_norm: clip the global gradient norm to this value (all shards together).
+        step: optimizer steps already taken (when resuming).
+        state: optimizer state arrays for this slice (when resuming).
+    """
+
+    def __init__(
+        self,
+        params: np.ndarray,
+        optimizer: dict[str, Any],
+        num_workers: int,
+        clip_norm: float | None = None,
+        step: int = 0,
+        state: dict[str, np.ndarray] | None = None,
+    ):
+        self.params = np.array(params, dtype=np.float32)
+        self.optimizer = optimizer_from_config(optimizer)
+        self.state = state if state is not None else self.optimizer.init_state(self.params.size)
+        self.num_workers = num_workers
+        self.clip_norm = clip_norm
+        self.step = step
+        self.epoch = 0
+        self.lr_override: float | None = None
+        self._round = _Round(self, num_workers)
+        self._server = _ShardServer(self._round, num_workers - 1)
+
+    # -- control plane (Dask actor calls) ----------------------------------------------------
+
+    def endpoint(self) -> tuple[str, int, bytes]:
+        """Where workers on other processes stream their gradients: host, port, token."""
+        return self._server.host, self._server.port, self._server.token
+
+    def snapshot(self) -> dict[str, Any]:
+        """Parameters, optimizer state and step, copied."""
+        return {
+            "params": self.params.copy(),
+            "state": {name: value.copy() for name, value in self.state.items()},
+            "step": self.step,
+        }
+
+    def get_params(self) -> np.ndarray:
+        return self.params
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def set_learning_rate(self, lr: float | None) -> None:
+        """Override the optimizer's schedule from now on (None: back to the schedule)."""
+        self.lr_override = lr
+
+    def learning_rate(self) -> float:
+        if self.lr_override is not None:
+            return self.lr_override
+        return self.optimizer.learning_rate(self.step + 1, self.epoch)
+
+    def close(self) -> None:
+        self._server.close()
+
+    # -- data plane, in-process ------------------------------------------------------------
+
+    def contribute_local(self, step: int, grad: np.ndarray, params_out: np.ndarray, exchange_norm) -> None:
+        """The co-located worker's push and pull, without a socket."""
+        self._round.run_participant(0, step, grad, params_out, exchange_norm)
+
+
+class _Round:
+    """One synchronous step of a shard: gather contributions, update, hand parameters back.
+
+    Participant 0 is the co-located worker; participants 1.. are remote streams. Chunks are
+    updated as soon as every participant has delivered them.
+    """
+
+    def __init__(self, shard: ParameterShard, num_workers: int):
+        self.shard = shard
+        self.num_workers = num_workers
+        size = shard.params.size
+        self.chunks = [(lo, min(lo + CHUNK_ELEMENTS, size)) for lo in range(0, max(size, 1), CHUNK_ELEMENTS)]
+        self.contributions: list[np.ndarray | None] = [None]  # the co-located worker's gradient
+        # receive buffers of the remote participants (participant 0 hands over its own array)
+        self.received = [None] + [np.empty(size, np.float32) for _ in range(num_workers - 1)]
+        self.grad = np.empty(size, np.float32)
+        self.arrived = [0] * len(self.chunks)
+        self.updated_step = [shard.step] * len(self.chunks)
+        self.norm_parts: list[float] = []
+        self.scales: list[float] = []
+        self.failure: BaseException | None = None
+        self.lock = threading.Condition()
+
+    def run_participant(self, who: int, step: int, grad: np.ndarray, params_out, exchange_norm) -> None:
+        """Deliver ``grad`` chunk by chunk, then write the updated parameters to ``params_out``.
+
+        ``exchange_norm(sq_norm) -> scale`` is called once when gradients are clipped: it
+        shares this shard's squared norm with the worker and returns the global clip scale.
+        """
+        self._check_step(step)
+        self.contributions[who] = grad
+        for chunk in range(len(self.chunks)):
+            self.arrive(chunk, step)
+        if self.shard.clip_norm is not None:
+            self.clip(step, exchange_norm)
+        for chunk, (lo, hi) in enumerate(self.chunks):
+            self.wait_updated(chunk, step)
+            params_out(lo, hi)
+
+    def _check_step(self, step: int) -> None:
+        if step != self.shard.step + 1:
+            raise RuntimeError(f"shard is at step {self.shard.step} but a worker pushed step {step}")
+
+    def arrive(self, chunk: int, step: int) -> None:
+        with self.lock:
+            self.arrived[chunk] += 1
+            if self.arrived[chunk] < self.num_workers:
+                return
+            self.arrived[chunk] = 0
+        lo, hi = self.chunks[chunk]
+        self._sum(lo, hi)
+        if self.shard.clip_norm is None:
+            self._update(lo, hi, step, scale=1.0)
+            self._mark_updated(chunk, step)
+        else:
+            with self.lock:
+                self.norm_parts.append(float(np.dot(self.grad[lo:hi], self.grad[lo:hi])))
+                self.lock.notify_all()
+
+    def clip(self, step: int, exchange_norm) -> None:
+        """Share this slice's squared norm, collect every worker's scale, update all chunks."""
+        with self.lock:
+            self.lock.wait_for(lambda: len(self.norm_parts) == len(self.chunks) or self.failure)
+            self._raise_failure()
+            sq_norm = sum(self.norm_parts)
+        scale = exchange_norm(sq_norm)
+        with self.lock:
+            self.scales.append(scale)
+            if len(self.scales) < self.num_workers:
+                return
+            self.norm_parts, self.scales = [], []
+        self._update(0, self.grad.size, step, scale=scale)
+        for chunk in range(len(self.chunks)):
+            self._mark_updated(chunk, step)
+
+    def wait_updated(self, chunk: int, step: int) -> None:
+        with self.lock:
+            self.lock.wait_for(lambda: self.updated_step[chunk] >= step or self.failure)
+            self._raise_failure()
+
+    def fail(self, error: BaseException) -> None:
+        with self.lock:
+            self.failure = error
+            self.lock.notify_all()
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise RuntimeError(f"parameter shard failed: {self.failure}") from self.failure
+
+    def _sum(self, lo: int, hi: int) -> None:
+        parts = [self.contributions[0][lo:hi]]
+        parts += [self.received[who][lo:hi] for who in range(1, self.num_workers)]
+        if len(parts) == 1:
+            np.copyto(self.grad[lo:hi], parts[0])
+            return
+        np.add(parts[0], parts[1], out=self.grad[lo:hi])
+        for part in parts[2:]:
+            self.grad[lo:hi] += part
+
+    def _update(self, lo: int, hi: int, step: int, scale: float) -> None:
+        shard = self.shard
+        grad = self.grad[lo:hi]
+        if scale != 1.0:
+            grad *= scale
+        state = {name: value[lo:hi] for name, value in shard.state.items()}
+        shard.optimizer.step(shard.params[lo:hi], grad, state, step, shard.learning_rate())
+
+    def _mark_updated(self, chunk: int, step: int) -> None:
+        with self.lock:
+            self.updated_step[chunk] = step
+            if all(s == step for s in self.updated_step):
+                self.shard.step = step
+            self.lock.notify_all()
+
+
+class _ShardServer:
+    """Accepts one authenticated stream per remote worker and serves its steps."""
+
+    def __init__(self, round_: _Round, num_remote: int):
+        from distributed import get_worker
+        from distributed.comm import get_address_host
+
+        self.round = round_
+        self.token = secrets.token_bytes(_TOKEN_BYTES)
+        self.host = get_address_host(get_worker().address)
+        self.listener = socket.create_server((self.host, 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed = False
+        self.next_participant = 1
+        self.num_remote = num_remote
+        threading.Thread(target=self._accept, name="workbench-shard-accept", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            _tune(conn)
+            token = _recv_exact(conn, _TOKEN_BYTES, eof_ok=True)
+            if not secrets.compare_digest(token, self.token) or self.next_participant > self.num_remote:
+                conn.close()
+                continue
+            who, self.next_participant = self.next_participant, self.next_participant + 1
+            threading.Thread(target=self._serve, args=(conn, who), name=f"workbench-shard-{who}", daemon=True).start()
+
+    def _serve(self, conn: socket.socket, who: int) -> None:
+        """Read each step's gradient chunks from one worker; a twin thread sends parameters."""
+        round_ = self.round
+        params = round_.shard.params
+        buffer = memoryview(round_.received[who]).cast("B")
+        sender = ThreadPoolExecutor(1, thread_name_prefix="workbench-shard-send")
+        try:
+            while True:
+                header = _recv_exact(conn, _HEADER.size, eof_ok=True)
+                if not header:
+                    return  # the worker closed the stream
+                (step,) = _HEADER.unpack(header)
+                round_._check_step(step)
+                sending = sender.submit(self._send_params, conn, step, params)
+                for chunk, (lo, hi) in enumerate(round_.chunks):
+                    _recv_into(conn, buffer[lo * 4 : hi * 4])
+                    round_.arrive(chunk, step)
+                if round_.shard.clip_norm is not None:
+                    round_.clip(step, lambda sq: self._exchange_norm(conn, sq))
+                sending.result()
+        except Exception as error:  # a broken stream fails the step for everyone
+            if not self.closed:
+                round_.fail(error)
+        finally:
+            sender.shutdown(wait=False)
+            conn.close()
+
+    @staticmethod
+    def _exchange_norm(conn: socket.socket, sq_norm: float) -> float:
+        conn.sendall(_NORM.pack(sq_norm))
+        return _NORM.unpack(_recv_exact(conn, _NORM.size))[0]
+
+    def _send_params(self, conn: socket.socket, step: int, params: np.ndarray) -> None:
+        view = memoryview(params).cast("B")
+        for chunk, (lo, hi) in enumerate(self.round.chunks):
+            self.round.wait_updated(chunk, step)
+            conn.sendall(view[lo * 4 : hi * 4])
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+
+
+class ShardConnections:
+    """A worker's side of the parameter server: push gradients, pull parameters, every step.
+
+    Args:
+        shards: the shard actors, in slice order.
+        keys: their Dask keys (to find the co-located shard in this worker process).
+        bounds: ``(start, stop)`` of each shard's slice in the flat vector.
+    """
+
+    def __init__(self, shards: list, keys: list[str], bounds: list[tuple[int, int]], clip_norm: float | None):
+        from distributed import get_worker
+
+        actors = get_worker().state.actors
+        self.bounds = bounds
+        self.clip_norm = clip_norm
+        self.local: dict[int, ParameterShard] = {}
+        self.remote: dict[int, socket.socket] = {}
+        for index, (shard, key) in enumerate(zip(shards, keys)):
+            if key in actors:
+                self.local[index] = actors[key]
+            else:
+                host, port, token = shard.endpoint().result()
+                conn = socket.create_connection((host, port))
+                _tune(conn)
+                conn.sendall(token)
+                self.remote[index] = conn
+        self.pool = ThreadPoolExecutor(max(1, 2 * len(self.remote)), thread_name_prefix="workbench-push")
+
+    def push_pull(self, step: int, grad: np.ndarray, params: np.ndarray) -> None:
+        """Send ``grad`` slices for ``step`` and write the updated parameters into ``params``."""
+        pending: list[Future] = []
+        norms = _NormExchange(len(self.bounds), self.clip_norm)
+        for index, conn in self.remote.items():
+            lo, hi = self.bounds[index]
+            pending.append(self.pool.submit(self._send, conn, step, grad[lo:hi]))
+            pending.append(self.pool.submit(self._receive, conn, params[lo:hi], norms))
+        for index, shard in self.local.items():
+            lo, hi = self.bounds[index]
+            out = params[lo:hi]
+            shard.contribute_local(
+                step, grad[lo:hi], lambda a, b, out=out, src=shard.params: np.copyto(out[a:b], src[a:b]), norms.share
+            )
+        for future in pending:
+            future.result()
+
+    @staticmethod
+    def _send(conn: socket.socket, step: int, grad: np.ndarray) -> None:
+        conn.sendall(_HEADER.pack(step))
+        conn.sendall(memoryview(np.ascontiguousarray(grad)).cast("B"))
+
+    @staticmethod
+    def _receive(conn: socket.socket, out: np.ndarray, norms: _NormExchange) -> None:
+        if norms.clip_norm is not None:
+            (sq_norm,) = _NORM.unpack(_recv_exact(conn, _NORM.size))
+            conn.sendall(_NORM.pack(norms.share(sq_norm)))
+        _recv_into(conn, memoryview(out).cast("B"))
+
+    def close(self) -> None:
+        for conn in self.remote.values():
+            conn.close()
+        self.pool.shutdown(wait=False)
+
+
+class _NormExchange:
+    """Collects every shard's squared gradient norm and answers each with the global scale."""
+
+    def __init__(self, num_shards: int, clip_norm: float | None):
+        self.clip_norm = clip_norm
+        self.num_shards = num_shards
+        self.parts: list[float] = []
+        self.lock = threading.Condition()
+
+    def share(self, sq_norm: float) -> float:
+        with self.lock:
+            self.parts.append(sq_norm)
+            self.lock.notify_all()
+            self.lock.wait_for(lambda: len(self.parts) == self.num_shards)
+            return clip_scale(sum(self.parts), self.clip_norm)
+
+
+def _tune(conn: socket.socket) -> None:
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        conn.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+
+
+def _recv_into(conn: socket.socket, view: memoryview) -> None:
+    while view:
+        count = conn.recv_into(view)
+        if count == 0:
+            raise ConnectionError("parameter-server stream closed mid-message")
+        view = view[count:]
+
+
+def _recv_exact(conn: socket.socket, size: int, eof_ok: bool = False) -> bytes:
+    """Read ``size`` bytes; ``b""`` when the peer closed cleanly before any and ``eof_ok``."""
+    data = bytearray(size)
+    view = memoryview(data)
+    while view:
+        count = conn.recv_into(view)
+        if count == 0:
+            if eof_ok and len(view) == size:
+                return b""
+            raise ConnectionError("parameter-server stream closed mid-message")
+        view = view[count:]
+    return bytes(data)
