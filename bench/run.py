@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["startup.py", "data.py"]
+BENCHMARKS = ["startup.py", "data.py", "sync.py", "train.py"]
 
 
 def main() -> int:

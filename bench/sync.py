@@ -8,14 +8,13 @@ Prints medians and the ratio Workbench / gloo (lower is better; the bar is <= 1.
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
 import time
 
 import numpy as np
 
 import workbench as wb
+from common import run_gloo_ranks
 from workbench.train.optimizers import SGD
 from workbench.train.parameter_server import ParameterServer, ShardConnections
 
@@ -23,13 +22,10 @@ SIZES_MB = (4, 40)
 WARMUP, STEPS = 5, 30
 
 
-def gloo_rank(rank: int, elements: int, port: int, results) -> None:
+def gloo_rank(rank: int, elements: int) -> float:
     import torch
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
     tensor = torch.ones(elements)
     times = []
     for step in range(WARMUP + STEPS):
@@ -38,36 +34,17 @@ def gloo_rank(rank: int, elements: int, port: int, results) -> None:
         dist.all_reduce(tensor)
         if step >= WARMUP:
             times.append(time.perf_counter() - start)
-    if rank == 0:
-        results.put(statistics.median(times))
-    dist.destroy_process_group()
-
-
-def gloo_seconds(elements: int) -> float:
-    import torch.multiprocessing as mp
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    spawn = mp.get_context("spawn")
-    results = spawn.Queue()
-    ranks = [spawn.Process(target=gloo_rank, args=(rank, elements, port, results)) for rank in range(2)]
-    for process in ranks:
-        process.start()
-    seconds = results.get(timeout=300)
-    for process in ranks:
-        process.join()
-    return seconds
+    return statistics.median(times)
 
 
 def workbench_rank(elements: int, connect_args: tuple) -> float:
-    connections = ShardConnections(*connect_args)
-    grad = np.full(elements, 1e-3, np.float32)
     params = np.empty(elements, np.float32)
+    connections = ShardConnections(*connect_args, params)
+    grad = np.full(elements, 1e-3, np.float32)
     times = []
     for step in range(1, WARMUP + STEPS + 1):
         start = time.perf_counter()
-        connections.push_pull(step, grad, params)
+        connections.push_pull(step, grad)
         if step > WARMUP:
             times.append(time.perf_counter() - start)
     connections.close()
@@ -96,7 +73,7 @@ def main() -> None:
     print(f"gradient sync, 2 processes, median of {STEPS} steps")
     print(f"  {'size':>6}  {'workbench':>10}  {'gloo':>10}  {'ratio':>6}")
     for megabytes, ours in rows:
-        gloo = gloo_seconds(megabytes * 2**20 // 4)
+        gloo = run_gloo_ranks(gloo_rank, megabytes * 2**20 // 4)
         print(f"  {megabytes:>4}MB  {ours * 1e3:>8.2f}ms  {gloo * 1e3:>8.2f}ms  {ours / gloo:>5.2f}x")
 
 

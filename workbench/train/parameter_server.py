@@ -32,8 +32,8 @@ from workbench.train.optimizers import clip_scale, optimizer_from_config
 
 __all__ = ["ParameterServer", "ParameterShard", "ShardConnections", "slice_bounds"]
 
-#: Elements per pipelined chunk (1 MiB of float32).
-CHUNK_ELEMENTS = 1 << 18
+#: Elements per pipelined chunk (8 MiB of float32; smaller chunks cost more in thread hand-offs than they gain in overlap).
+CHUNK_ELEMENTS = 1 << 21
 _TOKEN_BYTES = 16
 _HEADER = struct.Struct("!q")  # step number
 _NORM = struct.Struct("!d")  # squared gradient norm of a slice, or a clipping scale
@@ -186,9 +186,18 @@ class ParameterShard:
 
     # -- data plane, in-process ------------------------------------------------------------
 
-    def contribute_local(self, step: int, grad: np.ndarray, params_out: np.ndarray, exchange_norm) -> None:
+    def adopt(self, buffer: np.ndarray) -> None:
+        """Keep this slice's parameters in the co-located worker's model buffer.
+
+        Updates then write straight into the model (no copy back), which is safe because a
+        shard updates only once every worker, its own included, has pushed the step.
+        """
+        np.copyto(buffer, self.params)
+        self.params = buffer
+
+    def contribute_local(self, step: int, grad: np.ndarray, exchange_norm) -> None:
         """The co-located worker's push and pull, without a socket."""
-        self._round.run_participant(0, step, grad, params_out, exchange_norm)
+        self._round.run_participant(0, step, grad, exchange_norm)
 
 
 class _Round:
@@ -214,8 +223,8 @@ class _Round:
         self.failure: BaseException | None = None
         self.lock = threading.Condition()
 
-    def run_participant(self, who: int, step: int, grad: np.ndarray, params_out, exchange_norm) -> None:
-        """Deliver ``grad`` chunk by chunk, then write the updated parameters to ``params_out``.
+    def run_participant(self, who: int, step: int, grad: np.ndarray, exchange_norm) -> None:
+        """Deliver ``grad`` chunk by chunk, then wait until every chunk is updated.
 
         ``exchange_norm(sq_norm) -> scale`` is called once when gradients are clipped: it
         shares this shard's squared norm with the worker and returns the global clip scale.
@@ -226,9 +235,8 @@ class _Round:
             self.arrive(chunk, step)
         if self.shard.clip_norm is not None:
             self.clip(step, exchange_norm)
-        for chunk, (lo, hi) in enumerate(self.chunks):
+        for chunk in range(len(self.chunks)):
             self.wait_updated(chunk, step)
-            params_out(lo, hi)
 
     def _check_step(self, step: int) -> None:
         if step != self.shard.step + 1:
@@ -340,7 +348,6 @@ class _ShardServer:
     def _serve(self, conn: socket.socket, who: int) -> None:
         """Read each step's gradient chunks from one worker; a twin thread sends parameters."""
         round_ = self.round
-        params = round_.shard.params
         buffer = memoryview(round_.received[who]).cast("B")
         sender = ThreadPoolExecutor(1, thread_name_prefix="workbench-shard-send")
         try:
@@ -350,7 +357,7 @@ class _ShardServer:
                     return  # the worker closed the stream
                 (step,) = _HEADER.unpack(header)
                 round_._check_step(step)
-                sending = sender.submit(self._send_params, conn, step, params)
+                sending = sender.submit(self._send_params, conn, step)
                 for chunk, (lo, hi) in enumerate(round_.chunks):
                     _recv_into(conn, buffer[lo * 4 : hi * 4])
                     round_.arrive(chunk, step)
@@ -369,11 +376,11 @@ class _ShardServer:
         conn.sendall(_NORM.pack(sq_norm))
         return _NORM.unpack(_recv_exact(conn, _NORM.size))[0]
 
-    def _send_params(self, conn: socket.socket, step: int, params: np.ndarray) -> None:
-        view = memoryview(params).cast("B")
+    def _send_params(self, conn: socket.socket, step: int) -> None:
         for chunk, (lo, hi) in enumerate(self.round.chunks):
             self.round.wait_updated(chunk, step)
-            conn.sendall(view[lo * 4 : hi * 4])
+            # read the array only now: the co-located worker may have adopted it since the header
+            conn.sendall(memoryview(self.round.shard.params[lo:hi]).cast("B"))
 
     def close(self) -> None:
         self.closed = True
@@ -387,19 +394,25 @@ class ShardConnections:
         shards: the shard actors, in slice order.
         keys: their Dask keys (to find the co-located shard in this worker process).
         bounds: ``(start, stop)`` of each shard's slice in the flat vector.
+        clip_norm: the gradient clipping norm the shards were started with.
+        params: this worker's flat parameter buffer, which every step updates in place.
     """
 
-    def __init__(self, shards: list, keys: list[str], bounds: list[tuple[int, int]], clip_norm: float | None):
+    def __init__(self, shards: list, keys: list[str], bounds: list[tuple[int, int]], clip_norm: float | None,
+                 params: np.ndarray):
         from distributed import get_worker
 
         actors = get_worker().state.actors
         self.bounds = bounds
         self.clip_norm = clip_norm
+        self.params = params
         self.local: dict[int, ParameterShard] = {}
         self.remote: dict[int, socket.socket] = {}
         for index, (shard, key) in enumerate(zip(shards, keys)):
             if key in actors:
                 self.local[index] = actors[key]
+                lo, hi = bounds[index]
+                actors[key].adopt(params[lo:hi])
             else:
                 host, port, token = shard.endpoint().result()
                 conn = socket.create_connection((host, port))
@@ -408,8 +421,9 @@ class ShardConnections:
                 self.remote[index] = conn
         self.pool = ThreadPoolExecutor(max(1, 2 * len(self.remote)), thread_name_prefix="workbench-push")
 
-    def push_pull(self, step: int, grad: np.ndarray, params: np.ndarray) -> None:
-        """Send ``grad`` slices for ``step`` and write the updated parameters into ``params``."""
+    def push_pull(self, step: int, grad: np.ndarray) -> None:
+        """Send ``grad`` slices for ``step``; on return ``params`` holds the updated values."""
+        params = self.params
         pending: list[Future] = []
         norms = _NormExchange(len(self.bounds), self.clip_norm)
         for index, conn in self.remote.items():
@@ -418,10 +432,7 @@ class ShardConnections:
             pending.append(self.pool.submit(self._receive, conn, params[lo:hi], norms))
         for index, shard in self.local.items():
             lo, hi = self.bounds[index]
-            out = params[lo:hi]
-            shard.contribute_local(
-                step, grad[lo:hi], lambda a, b, out=out, src=shard.params: np.copyto(out[a:b], src[a:b]), norms.share
-            )
+            shard.contribute_local(step, grad[lo:hi], norms.share)
         for future in pending:
             future.result()
 

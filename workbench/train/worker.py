@@ -68,7 +68,7 @@ class _Participant:
         self.replica = job.backend.build(threads=get_worker().state.nthreads)
         shards = job.server[0]
         self.replica.load_params(np.concatenate([p.result() for p in [s.get_params() for s in shards]]))
-        self.connections = ShardConnections(*job.server)
+        self.connections = ShardConnections(*job.server, self.replica.flat_params)
 
     def close(self) -> None:
         self.connections.close()
@@ -116,7 +116,7 @@ def train_epoch(
             loss, output = replica.train_step(features, labels, len(features) / global_samples)
             totals.add(loss, output, labels)
             window.add(loss, output, labels)
-        participant.connections.push_pull(first_step + step + 1, replica.flat_grad, replica.flat_params)
+        participant.connections.push_pull(first_step + step + 1, replica.flat_grad)
         if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
             now = time.perf_counter()
             worker.log_event(

@@ -1,0 +1,120 @@
+"""Training throughput: Estimator.fit on 2 workers vs PyTorch DDP (gloo, 2 processes) and vs
+a plain single-process loop using the same 2 threads. Same model, data and global batch.
+
+Each run trains WARMUP_EPOCHS then one timed epoch; prints samples/s (median of REPEATS runs)
+and the ratios Workbench / DDP and Workbench / single process (higher is better; bar >= 0.8x DDP).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import workbench as wb
+from common import run_gloo_ranks
+
+GLOBAL_BATCH, WARMUP_EPOCHS, REPEATS = 256, 1, 3
+
+
+def mlp():
+    import torch
+
+    return torch.nn.Sequential(  # 512 -> 2048 -> 2048 -> 10: about 5.2M parameters
+        torch.nn.Linear(512, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 10)
+    )
+
+
+def cnn():
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(32 * 5 * 5, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10),
+    )
+
+
+MODELS = {"mlp": (mlp, (512,), 8192), "cnn": (cnn, (1, 28, 28), 8192)}
+
+
+def dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    _, shape, rows = MODELS[name]
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(rows,) + shape).astype(np.float32), rng.integers(0, 10, rows)
+
+
+def epoch_loop(model, optimizer, features, labels, batch: int, order: np.ndarray) -> float:
+    """One epoch of a plain torch loop; returns seconds."""
+    import torch
+
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    for i in range(0, len(order), batch):
+        rows = order[i : i + batch]
+        optimizer.zero_grad()
+        loss_fn(model(torch.from_numpy(features[rows])), torch.from_numpy(labels[rows])).backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def single_process(name: str) -> float:
+    import torch
+
+    torch.set_num_threads(2)
+    features, labels = dataset(name)
+    model = MODELS[name][0]()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    order = np.random.default_rng(0).permutation(len(features))
+    for _ in range(WARMUP_EPOCHS):
+        epoch_loop(model, optimizer, features, labels, GLOBAL_BATCH, order)
+    return len(features) / epoch_loop(model, optimizer, features, labels, GLOBAL_BATCH, order)
+
+
+def ddp_rank(rank: int, name: str) -> float:
+    import torch
+    import torch.distributed as dist
+
+    features, labels = dataset(name)
+    half = len(features) // 2
+    features, labels = features[rank * half : (rank + 1) * half], labels[rank * half : (rank + 1) * half]
+    torch.manual_seed(0)
+    model = torch.nn.parallel.DistributedDataParallel(MODELS[name][0]())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    order = np.random.default_rng(rank).permutation(len(features))
+    for _ in range(WARMUP_EPOCHS):
+        epoch_loop(model, optimizer, features, labels, GLOBAL_BATCH // 2, order)
+    dist.barrier()
+    seconds = epoch_loop(model, optimizer, features, labels, GLOBAL_BATCH // 2, order)
+    return 2 * len(features) / seconds
+
+
+def workbench(name: str) -> float:
+    import torch
+
+    features, labels = dataset(name)
+    estimator = wb.Estimator.from_torch(MODELS[name][0], optimizer=torch.optim.SGD,
+                                        optimizer_kwargs={"lr": 0.01, "momentum": 0.9}, loss="cross_entropy")
+    history = estimator.fit((features, labels), epochs=WARMUP_EPOCHS + 1, batch_size=GLOBAL_BATCH, verbose=False)
+    return float(history["samples_per_s"].iloc[-1])
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(MODELS)
+    results = {}
+    with wb.init(workers=2, threads_per_worker=1):
+        for name in names:
+            results[name] = [statistics.median(workbench(name) for _ in range(REPEATS))]
+    for name in names:
+        results[name].append(statistics.median(run_gloo_ranks(ddp_rank, name) for _ in range(REPEATS)))
+        results[name].append(statistics.median(single_process(name) for _ in range(REPEATS)))
+    print(f"training throughput, global batch {GLOBAL_BATCH}, samples/s (median of {REPEATS})")
+    print(f"  {'model':<6} {'workbench':>10} {'DDP gloo':>10} {'1 process':>10} {'vs DDP':>8} {'vs 1 proc':>10}")
+    for name, (ours, ddp, single) in results.items():
+        print(f"  {name:<6} {ours:>10.0f} {ddp:>10.0f} {single:>10.0f} {ours / ddp:>7.2f}x {ours / single:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
