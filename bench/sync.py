@@ -3,7 +3,8 @@
 One synchronisation of the same bytes with 2 worker processes on this machine: for gloo an
 ``all_reduce`` of a float32 tensor (2 processes), for Workbench a push of the gradient slices
 to the 2 parameter-server shards and a pull of the updated parameters (plain SGD update).
-Prints medians and the ratio Workbench / gloo (lower is better; the bar is <= 1.5x).
+Prints medians and the median of the per-round ratios Workbench / gloo (lower is better; the
+bar is <= 1.5x). Rounds alternate the two, since this machine's speed drifts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from workbench.train.optimizers import SGD
 from workbench.train.parameter_server import ParameterServer, ShardConnections
 
 SIZES_MB = (4, 40)
-WARMUP, STEPS = 5, 30
+WARMUP, STEPS, ROUNDS = 5, 30, 3
 
 
 def gloo_rank(rank: int, elements: int) -> float:
@@ -65,16 +66,20 @@ def workbench_seconds(ctx: wb.Context, elements: int) -> float:
 
 
 def main() -> None:
-    rows = []
-    with wb.init(workers=2) as ctx:
+    ours = {size: [] for size in SIZES_MB}
+    gloo = {size: [] for size in SIZES_MB}
+    for _ in range(ROUNDS):  # interleaved, so a noisy moment hits both sides alike
+        with wb.init(workers=2) as ctx:  # no idle Dask cluster beside gloo's processes
+            for megabytes in SIZES_MB:
+                ours[megabytes].append(workbench_seconds(ctx, megabytes * 2**20 // 4))
         for megabytes in SIZES_MB:
-            elements = megabytes * 2**20 // 4
-            rows.append((megabytes, workbench_seconds(ctx, elements)))
-    print(f"gradient sync, 2 processes, median of {STEPS} steps")
+            gloo[megabytes].append(run_gloo_ranks(gloo_rank, megabytes * 2**20 // 4))
+    print(f"gradient sync, 2 processes: medians over {ROUNDS} rounds of {STEPS} steps")
     print(f"  {'size':>6}  {'workbench':>10}  {'gloo':>10}  {'ratio':>6}")
-    for megabytes, ours in rows:
-        gloo = run_gloo_ranks(gloo_rank, megabytes * 2**20 // 4)
-        print(f"  {megabytes:>4}MB  {ours * 1e3:>8.2f}ms  {gloo * 1e3:>8.2f}ms  {ours / gloo:>5.2f}x")
+    for megabytes in SIZES_MB:
+        mine, theirs = statistics.median(ours[megabytes]), statistics.median(gloo[megabytes])
+        ratio = statistics.median(a / b for a, b in zip(ours[megabytes], gloo[megabytes]))
+        print(f"  {megabytes:>4}MB  {mine * 1e3:>8.2f}ms  {theirs * 1e3:>8.2f}ms  {ratio:>5.2f}x")
 
 
 if __name__ == "__main__":

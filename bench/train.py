@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -102,6 +103,8 @@ def workbench(name: str) -> float:
 
 
 def main() -> None:
+    # the in-memory arrays travel inside the task graph (their lineage); dask warns about the size
+    warnings.filterwarnings("ignore", message="Sending large graph")
     names = sys.argv[1:] or list(MODELS)
     results = {}
     with wb.init(workers=2, threads_per_worker=1):

@@ -312,14 +312,18 @@ def _memory_limit(value: Any) -> Any:
 def _start_local(workers: int, threads_per_worker: int, memory_limit: Any) -> Context:
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        memory_limit=memory_limit,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",  # a free port, never a fixed one
-    )
+    # Dask sets MALLOC_TRIM_THRESHOLD_ in worker processes to hand memory back eagerly; for
+    # training it turns every large temporary (activations, gradients) into fresh page faults
+    # and cut training throughput up to 3x here, so Workbench's workers keep glibc's defaults.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            memory_limit=memory_limit,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",  # a free port, never a fixed one
+        )
     try:
         client = Client(cluster, set_as_default=True)
     except BaseException:

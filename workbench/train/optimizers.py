@@ -267,7 +267,7 @@ class SliceOptimizer(_Configurable):
 
     The state of a slice is a dict of float32 arrays of the slice's size; scalars such as the
     step count are not stored but passed to :meth:`step`. Steps update ``params`` and the
-    state in place and allocate at most two temporaries of the slice's size.
+    state in place, using ``grad`` and one scratch array as work space (no temporaries).
 
     Args:
         lr: The learning rate, or a :class:`Schedule` of it.
@@ -289,9 +289,19 @@ class SliceOptimizer(_Configurable):
 
     @abstractmethod
     def step(
-        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
+        self,
+        params: np.ndarray,
+        grad: np.ndarray,
+        state: dict[str, np.ndarray],
+        step: int,
+        lr: float,
+        scratch: np.ndarray | None = None,
     ) -> None:
-        """Update ``params`` and ``state`` in place from ``grad``, which is left unchanged.
+        """Update ``params`` and ``state`` in place from ``grad``.
+
+        ``grad`` is used as work space and left overwritten; ``scratch`` is a second work array of
+        the same size (allocated when not given). The parameter server passes preallocated ones:
+        a fresh 20 MB temporary costs more than the arithmetic it holds (page faults).
 
         Args:
             params: The slice, a float32 1-D array.
@@ -299,41 +309,41 @@ class SliceOptimizer(_Configurable):
             state: The slice's state from :meth:`init_state`, as the previous step left it.
             step: The 1-based optimizer step (for bias corrections and decays).
             lr: The learning rate for this step, from :meth:`learning_rate`.
+            scratch: A float32 work array of the same shape.
         """
 
     def learning_rate(self, step: int, epoch: int) -> float:
         """The learning rate at a 1-based step and 0-based epoch."""
         return self.lr(step, epoch) if isinstance(self.lr, Schedule) else float(self.lr)
 
-    def _decayed_grad(self, params: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
-        """The gradient with the L2 penalty added: a new array, or ``grad`` without decay.
+    def _decayed_grad(self, params: np.ndarray, grad: np.ndarray, lr: float, scratch: np.ndarray) -> np.ndarray:
+        """``grad`` with the L2 penalty added in place (``scratch`` holds the penalty first).
 
         :class:`AdamW` overrides this to decay ``params`` directly, which needs ``lr``.
         """
-        if not self.weight_decay:
-            return grad
-        decayed = params * self.weight_decay
-        decayed += grad
-        return decayed
+        if self.weight_decay:
+            np.multiply(params, self.weight_decay, out=scratch)
+            grad += scratch
+        return grad
 
 
 def _zeros(size: int) -> np.ndarray:
     return np.zeros(size, dtype=np.float32)
 
 
-def _lerp(average: np.ndarray, x: np.ndarray, weight: float) -> None:
+def _lerp(average: np.ndarray, x: np.ndarray, weight: float, scratch: np.ndarray) -> None:
     """``average += weight * (x - average)`` in place: torch's ``lerp_``, a moving average."""
-    delta = np.subtract(x, average)
-    delta *= weight
-    average += delta
+    np.subtract(x, average, out=scratch)
+    scratch *= weight
+    average += scratch
 
 
-def _decay_add_square(average: np.ndarray, decay: float, x: np.ndarray) -> None:
+def _decay_add_square(average: np.ndarray, decay: float, x: np.ndarray, scratch: np.ndarray) -> None:
     """``average = decay * average + (1 - decay) * x**2`` in place: a moving mean square."""
     average *= decay
-    square = np.square(x)
-    square *= 1 - decay
-    average += square
+    np.square(x, out=scratch)
+    scratch *= 1 - decay
+    average += scratch
 
 
 class SGD(SliceOptimizer):
@@ -364,22 +374,28 @@ class SGD(SliceOptimizer):
     def init_state(self, size: int) -> dict[str, np.ndarray]:
         return {"momentum_buffer": _zeros(size)} if self.momentum else {}
 
-    def step(
-        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
-    ) -> None:
-        grad = self._decayed_grad(params, grad, lr)
-        if self.momentum:
-            buffer = state["momentum_buffer"]
-            if step == 1:
-                np.copyto(buffer, grad)
+    def step(self, params, grad, state, step, lr, scratch=None) -> None:
+        scratch = np.empty_like(params) if scratch is None else scratch
+        grad = self._decayed_grad(params, grad, lr, scratch)
+        if not self.momentum:
+            grad *= lr
+            params -= grad
+            return
+        buffer = state["momentum_buffer"]
+        if step == 1:
+            np.copyto(buffer, grad)
+        else:
+            buffer *= self.momentum
+            if self.dampening:
+                np.multiply(grad, 1 - self.dampening, out=scratch)
+                buffer += scratch
             else:
-                buffer *= self.momentum
-                buffer += (1 - self.dampening) * grad
-            if self.nesterov:  # the step is lr * (grad + momentum * buffer): two terms
-                params -= (lr * self.momentum) * buffer
-            else:
-                grad = buffer
-        params -= lr * grad
+                buffer += grad
+        np.multiply(buffer, lr * self.momentum if self.nesterov else lr, out=scratch)
+        params -= scratch
+        if self.nesterov:  # the step is lr * (grad + momentum * buffer): two terms
+            grad *= lr
+            params -= grad
 
 
 class Adam(SliceOptimizer):
@@ -411,18 +427,17 @@ class Adam(SliceOptimizer):
             names.append("max_exp_avg_sq")
         return {name: _zeros(size) for name in names}
 
-    def step(
-        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
-    ) -> None:
+    def step(self, params, grad, state, step, lr, scratch=None) -> None:
+        scratch = np.empty_like(params) if scratch is None else scratch
         beta1, beta2 = self.betas
-        grad = self._decayed_grad(params, grad, lr)
+        grad = self._decayed_grad(params, grad, lr, scratch)
         exp_avg, second_moment = state["exp_avg"], state["exp_avg_sq"]
-        _lerp(exp_avg, grad, 1 - beta1)
-        _decay_add_square(second_moment, beta2, grad)
+        _lerp(exp_avg, grad, 1 - beta1, scratch)
+        _decay_add_square(second_moment, beta2, grad, scratch)
         if self.amsgrad:
             maximum = state["max_exp_avg_sq"]
             second_moment = np.maximum(maximum, second_moment, out=maximum)
-        update = np.sqrt(second_moment)
+        update = np.sqrt(second_moment, out=scratch)
         update /= math.sqrt(1 - beta2**step)
         update += self.eps
         np.divide(exp_avg, update, out=update)
@@ -449,7 +464,7 @@ class AdamW(Adam):
     ):
         super().__init__(lr, betas, eps, weight_decay, amsgrad)
 
-    def _decayed_grad(self, params: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
+    def _decayed_grad(self, params: np.ndarray, grad: np.ndarray, lr: float, scratch: np.ndarray) -> np.ndarray:
         """Shrink ``params`` in place and leave the gradient as it is."""
         if self.weight_decay:
             params *= 1 - lr * self.weight_decay
@@ -483,12 +498,11 @@ class Adagrad(SliceOptimizer):
     def init_state(self, size: int) -> dict[str, np.ndarray]:
         return {"sum": np.full(size, self.initial_accumulator_value, dtype=np.float32)}
 
-    def step(
-        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
-    ) -> None:
-        grad = self._decayed_grad(params, grad, lr)
+    def step(self, params, grad, state, step, lr, scratch=None) -> None:
+        scratch = np.empty_like(params) if scratch is None else scratch
+        grad = self._decayed_grad(params, grad, lr, scratch)
         squares = state["sum"]
-        update = np.square(grad)
+        update = np.square(grad, out=scratch)
         squares += update
         np.sqrt(squares, out=update)
         update += self.eps
@@ -532,20 +546,19 @@ class RMSprop(SliceOptimizer):
             names.append("grad_avg")
         return {name: _zeros(size) for name in names}
 
-    def step(
-        self, params: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], step: int, lr: float
-    ) -> None:
-        grad = self._decayed_grad(params, grad, lr)
+    def step(self, params, grad, state, step, lr, scratch=None) -> None:
+        scratch = np.empty_like(params) if scratch is None else scratch
+        grad = self._decayed_grad(params, grad, lr, scratch)
         square_avg = state["square_avg"]
-        _decay_add_square(square_avg, self.alpha, grad)
+        _decay_add_square(square_avg, self.alpha, grad, scratch)
         if self.centered:
             grad_avg = state["grad_avg"]
-            _lerp(grad_avg, grad, 1 - self.alpha)
-            update = np.square(grad_avg)
+            _lerp(grad_avg, grad, 1 - self.alpha, scratch)
+            update = np.square(grad_avg, out=scratch)
             np.subtract(square_avg, update, out=update)
             np.sqrt(update, out=update)
         else:
-            update = np.sqrt(square_avg)
+            update = np.sqrt(square_avg, out=scratch)
         update += self.eps
         np.divide(grad, update, out=update)
         if self.momentum:

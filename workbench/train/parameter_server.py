@@ -213,9 +213,10 @@ class _Round:
         size = shard.params.size
         self.chunks = [(lo, min(lo + CHUNK_ELEMENTS, size)) for lo in range(0, max(size, 1), CHUNK_ELEMENTS)]
         self.contributions: list[np.ndarray | None] = [None]  # the co-located worker's gradient
-        # receive buffers of the remote participants (participant 0 hands over its own array)
+        # receive buffers of the remote participants (participant 0 hands over its own array,
+        # which becomes the sum: the worker rewrites its gradient buffer every step anyway)
         self.received = [None] + [np.empty(size, np.float32) for _ in range(num_workers - 1)]
-        self.grad = np.empty(size, np.float32)
+        self.scratch = np.empty(size, np.float32)  # optimizer work space, allocated once
         self.arrived = [0] * len(self.chunks)
         self.updated_step = [shard.step] * len(self.chunks)
         self.norm_parts: list[float] = []
@@ -249,13 +250,13 @@ class _Round:
                 return
             self.arrived[chunk] = 0
         lo, hi = self.chunks[chunk]
-        self._sum(lo, hi)
+        grad = self._sum(lo, hi)
         if self.shard.clip_norm is None:
             self._update(lo, hi, step, scale=1.0)
             self._mark_updated(chunk, step)
         else:
             with self.lock:
-                self.norm_parts.append(float(np.dot(self.grad[lo:hi], self.grad[lo:hi])))
+                self.norm_parts.append(float(np.dot(grad, grad)))
                 self.lock.notify_all()
 
     def clip(self, step: int, exchange_norm) -> None:
@@ -270,7 +271,7 @@ class _Round:
             if len(self.scales) < self.num_workers:
                 return
             self.norm_parts, self.scales = [], []
-        self._update(0, self.grad.size, step, scale=scale)
+        self._update(0, self.scratch.size, step, scale=scale)
         for chunk in range(len(self.chunks)):
             self._mark_updated(chunk, step)
 
@@ -288,23 +289,20 @@ class _Round:
         if self.failure is not None:
             raise RuntimeError(f"parameter shard failed: {self.failure}") from self.failure
 
-    def _sum(self, lo: int, hi: int) -> None:
-        parts = [self.contributions[0][lo:hi]]
-        parts += [self.received[who][lo:hi] for who in range(1, self.num_workers)]
-        if len(parts) == 1:
-            np.copyto(self.grad[lo:hi], parts[0])
-            return
-        np.add(parts[0], parts[1], out=self.grad[lo:hi])
-        for part in parts[2:]:
-            self.grad[lo:hi] += part
+    def _sum(self, lo: int, hi: int) -> np.ndarray:
+        """Add every remote gradient chunk into the local one; return the sum."""
+        total = self.contributions[0][lo:hi]
+        for who in range(1, self.num_workers):
+            total += self.received[who][lo:hi]
+        return total
 
     def _update(self, lo: int, hi: int, step: int, scale: float) -> None:
         shard = self.shard
-        grad = self.grad[lo:hi]
+        grad = self.contributions[0][lo:hi]
         if scale != 1.0:
             grad *= scale
         state = {name: value[lo:hi] for name, value in shard.state.items()}
-        shard.optimizer.step(shard.params[lo:hi], grad, state, step, shard.learning_rate())
+        shard.optimizer.step(shard.params[lo:hi], grad, state, step, shard.learning_rate(), self.scratch[lo:hi])
 
     def _mark_updated(self, chunk: int, step: int) -> None:
         with self.lock:
@@ -422,7 +420,10 @@ class ShardConnections:
         self.pool = ThreadPoolExecutor(max(1, 2 * len(self.remote)), thread_name_prefix="workbench-push")
 
     def push_pull(self, step: int, grad: np.ndarray) -> None:
-        """Send ``grad`` slices for ``step``; on return ``params`` holds the updated values."""
+        """Send ``grad`` slices for ``step``; on return ``params`` holds the updated values.
+
+        ``grad`` is consumed: co-located shards sum into it and use it as work space.
+        """
         params = self.params
         pending: list[Future] = []
         norms = _NormExchange(len(self.bounds), self.clip_norm)
