@@ -424,17 +424,36 @@ class ShardConnections:
 
         ``grad`` is consumed: co-located shards sum into it and use it as work space.
         """
-        params = self.params
-        pending: list[Future] = []
-        norms = _NormExchange(len(self.bounds), self.clip_norm)
-        for index, conn in self.remote.items():
+        self.start(step, grad)
+        self.finish()
+
+    def start(self, step: int, grad: np.ndarray) -> None:
+        """Open ``step``: slices may now be sent with :meth:`slice_ready` as backward fills them."""
+        self.step, self.grad = step, grad
+        self.sent: set[int] = set()
+        self.norms = _NormExchange(len(self.bounds), self.clip_norm)
+        self.backward_done = threading.Event()
+        self.pending: list[Future] = [
+            self.pool.submit(self._receive, conn, self.params[slice(*self.bounds[index])])
+            for index, conn in self.remote.items()
+        ]
+
+    def slice_ready(self, index: int) -> None:
+        """Shard ``index``'s gradient slice is final: stream it now, overlapping the backward."""
+        if index in self.remote and index not in self.sent:
+            self.sent.add(index)
             lo, hi = self.bounds[index]
-            pending.append(self.pool.submit(self._send, conn, step, grad[lo:hi]))
-            pending.append(self.pool.submit(self._receive, conn, params[lo:hi], norms))
+            self.pending.append(self.pool.submit(self._send, self.remote[index], self.step, self.grad[lo:hi]))
+
+    def finish(self) -> None:
+        """The whole gradient is final: send what is left, serve local shards, wait for the step."""
+        self.backward_done.set()
+        for index in self.remote:
+            self.slice_ready(index)
         for index, shard in self.local.items():
             lo, hi = self.bounds[index]
-            shard.contribute_local(step, grad[lo:hi], norms.share)
-        for future in pending:
+            shard.contribute_local(self.step, self.grad[lo:hi], self.norms.share)
+        for future in self.pending:
             future.result()
 
     @staticmethod
@@ -442,11 +461,12 @@ class ShardConnections:
         conn.sendall(_HEADER.pack(step))
         conn.sendall(memoryview(np.ascontiguousarray(grad)).cast("B"))
 
-    @staticmethod
-    def _receive(conn: socket.socket, out: np.ndarray, norms: _NormExchange) -> None:
-        if norms.clip_norm is not None:
+    def _receive(self, conn: socket.socket, out: np.ndarray) -> None:
+        # new parameters land in the model only once its backward no longer reads them
+        self.backward_done.wait()
+        if self.clip_norm is not None:
             (sq_norm,) = _NORM.unpack(_recv_exact(conn, _NORM.size))
-            conn.sendall(_NORM.pack(norms.share(sq_norm)))
+            conn.sendall(_NORM.pack(self.norms.share(sq_norm)))
         _recv_into(conn, memoryview(out).cast("B"))
 
     def close(self) -> None:

@@ -69,6 +69,7 @@ class _Participant:
         shards = job.server[0]
         self.replica.load_params(np.concatenate([p.result() for p in [s.get_params() for s in shards]]))
         self.connections = ShardConnections(*job.server, self.replica.flat_params)
+        self.replica.watch_gradients(self.connections.bounds, self.connections.slice_ready)
 
     def close(self) -> None:
         self.connections.close()
@@ -109,6 +110,7 @@ def train_epoch(
     for step in range(job.steps):
         global_samples = sum(step_sizes(job.shard_rows, job.batch_sizes, step))
         batch = next(batches, None)
+        participant.connections.start(first_step + step + 1, replica.flat_grad)
         if batch is None:
             replica.zero_grad()  # this rank ran out of rows: it contributes nothing this step
         else:
@@ -116,7 +118,7 @@ def train_epoch(
             loss, output = replica.train_step(features, labels, len(features) / global_samples)
             totals.add(loss, output, labels)
             window.add(loss, output, labels)
-        participant.connections.push_pull(first_step + step + 1, replica.flat_grad)
+        participant.connections.finish()
         if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
             now = time.perf_counter()
             worker.log_event(

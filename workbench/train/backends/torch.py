@@ -102,8 +102,33 @@ class TorchReplica:
         self.flat_params = flat.numpy()
         self.flat_grad = grad.numpy()
         self.buffers = [b for b in module.buffers() if b.is_floating_point()]
+        self._pending_per_slice: list[int] = []  # parameters per watched slice (watch_gradients)
+        self._waiting: list[int] = []
 
     # -- training ----------------------------------------------------------------------------
+
+    def watch_gradients(self, bounds: list[tuple[int, int]], ready) -> None:
+        """Call ``ready(index)`` during backward once every gradient in ``bounds[index]`` is final.
+
+        Backward runs from the last layer to the first, so the last slices are ready first and
+        can travel while the first layers are still differentiated.
+        """
+        self._pending_per_slice = [0] * len(bounds)
+        offset = 0
+        for p in self.parameters:
+            count = p.numel()
+            touched = [i for i, (lo, hi) in enumerate(bounds) if lo < offset + count and hi > offset]
+            for index in touched:
+                self._pending_per_slice[index] += 1
+            p.register_post_accumulate_grad_hook(lambda _, touched=touched: self._accumulated(touched))
+            offset += count
+        self._ready = ready
+
+    def _accumulated(self, touched: list[int]) -> None:
+        for index in touched:
+            self._waiting[index] -= 1
+            if self._waiting[index] == 0:
+                self._ready(index)
 
     def train_step(self, features: np.ndarray, labels: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
         """Forward and backward on one batch; the gradient (times ``weight``) is in ``flat_grad``.
@@ -114,6 +139,7 @@ class TorchReplica:
 
         self.module.train()
         self._grad.zero_()
+        self._waiting = list(self._pending_per_slice)
         output = self.module(_tensor(features))
         loss = self.loss(output, self._target(labels, output))
         (loss * weight).backward()
