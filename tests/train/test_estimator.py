@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.train import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint
+from workbench.train import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ProgressBar
 
 from .conftest import make_mlp
 
@@ -144,6 +146,13 @@ def test_callbacks_see_the_step_stream_and_control_training(context, table, tmp_
     assert recorder.events[0] == "train_begin" and recorder.events[-1] == "train_end"
     assert [p.rsplit("-", 1)[1] for p in checkpoints.saved] == ["0", "1", "2"]
     assert wb.Estimator.load(checkpoints.saved[-1]).step_ == 3 * per_epoch
+
+
+def test_progress_bar_reports_each_epoch(context, table):
+    output = io.StringIO()
+    classifier().fit(table, ["a", "b", "c", "d"], "y", epochs=2, batch_size=128, callbacks=[ProgressBar(output)], verbose=False)
+    text = output.getvalue()
+    assert "epoch 0" in text and "epoch 1" in text and "accuracy=" in text
 
 
 def test_checkpoint_dir_gets_a_snapshot_per_epoch(context, table, tmp_path):

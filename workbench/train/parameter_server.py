@@ -10,8 +10,10 @@ Dask's actor machinery places the shards, carries the control calls (endpoints, 
 learning rate, snapshot) and makes the shards visible to the scheduler. The per-step bytes go
 over one plain TCP stream per (worker, remote shard) pair opened by the actor, so numpy buffers
 travel without pickling or extra copies, in chunks: a shard updates chunk *k* and sends it
-back while chunk *k+1* is still arriving. A worker's own shard is reached in-process. Streams
-are authenticated with a random token handed out through the actor.
+back while chunk *k+1* is still arriving; a worker streams a slice as soon as its backward
+pass has finished that slice's gradients. A worker's own shard is reached in-process and keeps
+its slice inside that worker's model buffer. Streams are authenticated with a random token
+handed out through the actor.
 
 Gradients arrive already weighted (each worker scales its loss by its share of the global
 batch), so the shard only sums them.
@@ -230,7 +232,7 @@ class _Round:
         ``exchange_norm(sq_norm) -> scale`` is called once when gradients are clipped: it
         shares this shard's squared norm with the worker and returns the global clip scale.
         """
-        self._check_step(step)
+        self.check_step(step)
         self.contributions[who] = grad
         for chunk in range(len(self.chunks)):
             self.arrive(chunk, step)
@@ -239,7 +241,7 @@ class _Round:
         for chunk in range(len(self.chunks)):
             self.wait_updated(chunk, step)
 
-    def _check_step(self, step: int) -> None:
+    def check_step(self, step: int) -> None:
         if step != self.shard.step + 1:
             raise RuntimeError(f"shard is at step {self.shard.step} but a worker pushed step {step}")
 
@@ -354,7 +356,7 @@ class _ShardServer:
                 if not header:
                     return  # the worker closed the stream
                 (step,) = _HEADER.unpack(header)
-                round_._check_step(step)
+                round_.check_step(step)
                 sending = sender.submit(self._send_params, conn, step)
                 for chunk, (lo, hi) in enumerate(round_.chunks):
                     _recv_into(conn, buffer[lo * 4 : hi * 4])
