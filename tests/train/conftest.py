@@ -18,3 +18,11 @@ def classification() -> tuple[np.ndarray, np.ndarray]:
     features = rng.normal(size=(1200, 4)).astype(np.float32)
     labels = (features[:, 0] > 0).astype(np.int64) + (features[:, 1] > 0.5).astype(np.int64)
     return features, labels
+
+
+def make_keras_mlp(inputs: int = 4, hidden: int = 16, outputs: int = 3):
+    import keras
+
+    return keras.Sequential(
+        [keras.Input((inputs,)), keras.layers.Dense(hidden, activation="tanh"), keras.layers.Dense(outputs)]
+    )

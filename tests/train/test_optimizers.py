@@ -1,4 +1,4 @@
-"""Slice optimizers against torch.optim: same updates, schedules, clipping, configs, lookups."""
+"""Slice optimizers against torch.optim and Keras: same updates, schedules, clipping, configs, lookups."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from workbench.train.optimizers import (
     SliceOptimizer,
     StepDecay,
     clip_scale,
+    from_keras,
     from_torch,
     get_optimizer,
     optimizer_from_config,
@@ -130,10 +131,11 @@ def test_state_is_float32_arrays_of_the_slice_size():
 
 @pytest.mark.parametrize("torch_class", list(OUR_CLASSES), ids=lambda c: c.__name__)
 def test_defaults_are_torchs(torch_class):
-    ours = inspect.signature(OUR_CLASSES[torch_class]).parameters
+    ours = OUR_CLASSES[torch_class]()  # None defaults resolve to the style's
     theirs = inspect.signature(torch_class).parameters
-    for name, parameter in ours.items():
-        assert parameter.default == theirs[name].default, name
+    assert ours.style == "torch"
+    for name in inspect.signature(type(ours)).parameters.keys() - {"style"}:
+        assert getattr(ours, name) == theirs[name].default, name
     assert from_torch(torch_class, {}).get_config() == OUR_CLASSES[torch_class]().get_config()
 
 
@@ -216,6 +218,9 @@ CONFIGURED = [
     AdamW(lr=StepDecay(0.01, step_size=2)),
     Adagrad(lr_decay=0.1, initial_accumulator_value=0.2),
     RMSprop(momentum=0.5, centered=True),
+    SGD(lr=ExponentialDecay(0.1, gamma=0.9, per="step"), momentum=0.9, style="keras"),
+    AdamW(style="keras"),
+    Adagrad(style="keras"),
 ]
 
 
@@ -232,6 +237,7 @@ def test_config_round_trips_through_json(optimizer):
 def test_config_names_and_dispatch():
     assert SGD(lr=0.5).get_config() == {
         "name": "sgd", "lr": 0.5, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+        "style": "torch",
     }
     warmup = LinearWarmup(Constant(0.1), warmup_steps=3)
     config = json.loads(json.dumps(warmup.get_config()))
@@ -289,13 +295,183 @@ def test_from_torch_rejects_unsupported_optimizers():
         from_torch(torch.optim.LBFGS, {})
 
 
-def test_import_does_not_load_torch():
+def test_import_does_not_load_torch_or_keras():
     # Load the file by path: only this module's imports count, not the package's.
     code = (
         "import importlib.util, sys; "
         f"spec = importlib.util.spec_from_file_location('optimizers', {optimizers.__file__!r}); "
         "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
-        "print('torch' in sys.modules)"
+        "print(sorted({'torch', 'keras', 'tensorflow'} & set(sys.modules)))"
     )
     run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert run.stdout.strip() == "False"
+    assert run.stdout.strip() == "[]"
+
+
+# --- Keras 3 -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras 3 on the TensorFlow backend, imported once for the tests that compare with it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_BACKEND", "tensorflow")  # if Keras is imported already, it keeps its own
+        patch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        return pytest.importorskip("keras")
+
+
+def _keras_optimizer(keras, class_name: str, kwargs: dict):
+    """``keras.optimizers.<class_name>(**kwargs)``; a ``(name, kwargs)`` learning rate is a schedule."""
+    kwargs = dict(kwargs)
+    if isinstance(kwargs.get("learning_rate"), tuple):
+        schedule, schedule_kwargs = kwargs["learning_rate"]
+        kwargs["learning_rate"] = getattr(keras.optimizers.schedules, schedule)(**schedule_kwargs)
+    return getattr(keras.optimizers, class_name)(**kwargs)
+
+
+# Large epsilons and scheduled rates tell Keras from torch math (where eps goes, lr in momentum buffers).
+KERAS_CASES = [
+    ("SGD", {"learning_rate": 0.1}),
+    ("SGD", {"learning_rate": 0.1, "momentum": 0.9}),
+    ("SGD", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("SGD", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05}),
+    ("SGD", {"learning_rate": ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 3,
+                                                    "decay_rate": 0.5, "staircase": True}), "momentum": 0.9}),
+    ("Adam", {"learning_rate": 0.01}),
+    ("Adam", {"learning_rate": 0.01, "beta_1": 0.8, "epsilon": 0.01, "amsgrad": True}),
+    ("Adam", {"learning_rate": ("CosineDecay", {"initial_learning_rate": 0.01, "decay_steps": 10,
+                                                "alpha": 0.1}), "weight_decay": 0.1}),
+    ("AdamW", {"learning_rate": 0.01, "weight_decay": 0.1, "epsilon": 0.01}),
+    ("Adagrad", {"learning_rate": 0.1}),
+    ("Adagrad", {"learning_rate": 0.1, "initial_accumulator_value": 0.0, "epsilon": 0.1, "weight_decay": 0.05}),
+    ("RMSprop", {"learning_rate": 0.01}),
+    ("RMSprop", {"learning_rate": 0.01, "momentum": 0.9, "epsilon": 0.1}),
+    ("RMSprop", {"learning_rate": 0.01, "centered": True, "epsilon": 0.1}),
+    ("RMSprop", {"learning_rate": ("ExponentialDecay", {"initial_learning_rate": 0.01, "decay_steps": 2,
+                                                        "decay_rate": 0.5}),
+                 "rho": 0.8, "momentum": 0.5, "centered": True, "weight_decay": 0.1}),
+]
+
+
+def _keras_case_id(case) -> str:
+    class_name, kwargs = case
+    return f"{class_name}-" + "-".join(
+        f"{k}={v[0] if isinstance(v, tuple) else v}" for k, v in kwargs.items()
+    )
+
+
+@pytest.mark.parametrize("case", KERAS_CASES, ids=_keras_case_id)
+def test_slices_match_keras_apply_gradients_on_the_whole_variable(keras, case):
+    keras_optimizer = _keras_optimizer(keras, *case)
+    optimizer = from_keras(keras_optimizer)
+    assert optimizer.style == "keras"
+    config = optimizer.get_config()
+    assert optimizer_from_config(json.loads(json.dumps(config))).get_config() == config
+
+    rng = np.random.default_rng(0)
+    params = rng.standard_normal(SIZE).astype(np.float32)
+    variable = keras.Variable(params.copy())
+    states = [optimizer.init_state(hi - lo) for lo, hi in SLICES]
+    for step in range(1, STEPS + 1):
+        grad = rng.standard_normal(SIZE).astype(np.float32)
+        keras_optimizer.apply_gradients([(grad.copy(), variable)])
+        lr = optimizer.learning_rate(step, epoch=0)
+        for (lo, hi), state in zip(SLICES, states):  # grad is work space: ours may overwrite it
+            optimizer.step(params[lo:hi], grad[lo:hi], state, step, lr, scratch=np.empty(hi - lo, np.float32))
+        _assert_float32_close(params, variable.numpy())
+
+
+@pytest.mark.parametrize("class_name", ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop"])
+def test_keras_style_defaults_are_keras(keras, class_name):
+    ours = getattr(optimizers, class_name)(style="keras")
+    assert from_keras(getattr(keras.optimizers, class_name)()).get_config() == ours.get_config()
+
+
+def test_from_keras_maps_nesterov_without_momentum_to_plain_sgd(keras):
+    optimizer = from_keras(keras.optimizers.SGD(nesterov=True))
+    assert (optimizer.momentum, optimizer.nesterov, optimizer.lr) == (0.0, False, 0.01)
+
+
+@pytest.mark.parametrize("class_name", ["Nadam", "Lion", "Ftrl", "Adafactor"])
+def test_from_keras_rejects_unsupported_optimizers(keras, class_name):
+    with pytest.raises(ValueError, match=f"{class_name}.*keras.optimizers.SGD.*keras.optimizers.RMSprop"):
+        from_keras(getattr(keras.optimizers, class_name)())
+    with pytest.raises(ValueError, match="instance"):
+        from_keras(keras.optimizers.Adam)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"clipnorm": 1.0}, "clipnorm=1.0.*clip_norm=1.0"),
+        ({"global_clipnorm": 2.0}, "global_clipnorm=2.0.*clip_norm=2.0"),
+        ({"clipvalue": 1.0}, "clipvalue=1.0.*supported options: learning_rate, weight_decay, beta_1"),
+        ({"use_ema": True}, "use_ema=True.*supported options"),
+        ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps=2.*supported options"),
+        ({"loss_scale_factor": 128.0}, "loss_scale_factor=128.0.*supported options"),
+        ({"beta_1": lambda: 0.9}, "beta_1"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else "error",
+)
+def test_from_keras_rejects_options_without_slice_equivalent(keras, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        from_keras(keras.optimizers.Adam(**kwargs))
+
+
+def test_from_keras_rejects_variables_excluded_from_weight_decay(keras):
+    optimizer = keras.optimizers.AdamW()
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    with pytest.raises(ValueError, match="exclude_from_weight_decay"):
+        from_keras(optimizer)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "kwargs"),
+    [
+        ("PiecewiseConstantDecay", {"boundaries": [5], "values": [0.1, 0.01]}),
+        ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 2, "decay_rate": 0.5}),
+        ("ExponentialDecay",
+         {"initial_learning_rate": 0.1, "decay_steps": 2.5, "decay_rate": 0.5, "staircase": True}),
+        ("CosineDecay",
+         {"initial_learning_rate": 0.0, "decay_steps": 10, "warmup_target": 0.1, "warmup_steps": 5}),
+    ],
+)
+def test_from_keras_rejects_schedules_without_exact_equivalent(keras, schedule, kwargs):
+    with pytest.raises(ValueError, match=f"{schedule}.*supported: a float"):
+        from_keras(_keras_optimizer(keras, "SGD", {"learning_rate": (schedule, kwargs)}))
+    with pytest.raises(ValueError, match="learning rate"):
+        from_keras(keras.optimizers.SGD(learning_rate=lambda: 0.1))
+
+
+def test_keras_schedules_map_to_the_same_rates(keras):
+    schedules = keras.optimizers.schedules
+    for schedule in (
+        schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5),
+        schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5, staircase=True),
+        schedules.CosineDecay(0.1, decay_steps=10, alpha=0.2),
+        schedules.CosineDecay(0.0, decay_steps=10, warmup_target=0.1, warmup_steps=0),
+    ):
+        ours = from_keras(keras.optimizers.SGD(learning_rate=schedule))
+        for step in range(1, 15):
+            expected = float(keras.ops.convert_to_numpy(schedule(step - 1)))
+            assert ours.learning_rate(step, epoch=3) == pytest.approx(expected, rel=1e-6)
+
+
+def test_get_optimizer_maps_keras_instances(keras):
+    assert get_optimizer(keras.optimizers.RMSprop(centered=True)).get_config() == RMSprop(
+        centered=True, style="keras"
+    ).get_config()
+    assert get_optimizer("rmsprop").style == "torch"
+    with pytest.raises(ValueError, match="lr"):
+        get_optimizer(keras.optimizers.Adam(), lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: SGD(style="jax"), "style"),
+        (lambda: SGD(momentum=0.9, dampening=0.1, style="keras"), "dampening"),
+    ],
+)
+def test_invalid_styles_are_rejected(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()

@@ -3,11 +3,12 @@
 Layout (one file per kind of content, so each is read with the safest loader for it):
 
 - ``workbench.json``: format version, backend, optimizer config, training config, history;
-- ``weights.pt``: the model's ``state_dict``, read back with ``torch.load(weights_only=True)``;
 - ``optimizer.npz``: optimizer state arrays, read with ``numpy.load(allow_pickle=False)``;
-- ``model.pkl`` / ``loss.pkl`` / ``metrics.pkl``: the model definition (the creator function or
-  module), the loss and custom metrics, stored with cloudpickle. Loading them runs code: load
-  only directories you trust.
+- the model, written by its backend: for PyTorch ``weights.pt`` (a ``state_dict`` read back
+  with ``torch.load(weights_only=True)``) and ``model.pkl`` (the creator function or module);
+  for Keras the native ``model.keras``;
+- ``loss.pkl`` / ``metrics.pkl``: the loss and custom metrics. The ``.pkl`` files are
+  cloudpickled: loading them runs code, so load only directories you trust.
 
 A directory is written next to its target and renamed into place, so a reader never sees a
 half-written one.
@@ -32,8 +33,6 @@ FORMAT_VERSION = 1
 
 def save(estimator: Any, path: Path) -> None:
     """Write ``estimator`` to the directory ``path`` (replacing it atomically)."""
-    import torch
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -54,12 +53,9 @@ def save(estimator: Any, path: Path) -> None:
             "history": None if history is None else json.loads(history.reset_index().to_json(orient="records")),
         }
         (staging / "workbench.json").write_text(json.dumps(config, indent=2))
-        (staging / "model.pkl").write_bytes(estimator.backend.model_bytes)
-        (staging / "loss.pkl").write_bytes(estimator.backend.loss_bytes)
+        estimator.backend.save(estimator.model_, staging)
         if any(not isinstance(m, str) for m in estimator.metric_specs):
             (staging / "metrics.pkl").write_bytes(cloudpickle.dumps(estimator.metric_specs))
-        state_dict = {name: value.detach().clone() for name, value in estimator.model_.state_dict().items()}
-        torch.save(state_dict, staging / "weights.pt")
         np.savez(staging / "optimizer.npz", **(estimator.optimizer_state_ or {}))
         _replace(staging, path)
     except BaseException:
@@ -69,9 +65,6 @@ def save(estimator: Any, path: Path) -> None:
 
 def load(cls: type, path: Path) -> Any:
     """Rebuild an estimator saved by :func:`save`."""
-    import torch
-
-    from workbench.train.backends.torch import TorchBackend
     from workbench.train.optimizers import optimizer_from_config
 
     path = Path(path)
@@ -79,16 +72,14 @@ def load(cls: type, path: Path) -> Any:
     if not config_file.is_file():
         raise FileNotFoundError(f"{path} is not a saved Workbench estimator (no workbench.json)")
     config = json.loads(config_file.read_text())
-    if config.get("format_version") != FORMAT_VERSION or config.get("backend") != "torch":
+    if config.get("format_version") != FORMAT_VERSION or config.get("backend") not in _BACKENDS:
         raise ValueError(
             f"{path}: unsupported format {config.get('format_version')!r} / backend {config.get('backend')!r}"
         )
-    model = cloudpickle.loads((path / "model.pkl").read_bytes())
-    loss = cloudpickle.loads((path / "loss.pkl").read_bytes())
+    backend, module = _backend_class(config["backend"]).load(path)
     metrics_file = path / "metrics.pkl"
     metrics = cloudpickle.loads(metrics_file.read_bytes()) if metrics_file.exists() else config["metrics"]
-    estimator = cls(TorchBackend(model, loss), optimizer_from_config(config["optimizer"]), metrics, config["clip_norm"])
-    estimator.model_.load_state_dict(torch.load(path / "weights.pt", weights_only=True))
+    estimator = cls(backend, optimizer_from_config(config["optimizer"]), metrics, config["clip_norm"], model=module)
     with np.load(path / "optimizer.npz", allow_pickle=False) as arrays:
         estimator.optimizer_state_ = {name: arrays[name] for name in arrays.files} or None
     estimator.step_ = config["step"]
@@ -99,6 +90,16 @@ def load(cls: type, path: Path) -> Any:
     if config["history"] is not None:
         estimator.history_ = pd.DataFrame(config["history"]).set_index("epoch")
     return estimator
+
+
+_BACKENDS = {"torch": "workbench.train.backends.torch:TorchBackend", "keras": "workbench.train.backends.keras:KerasBackend"}
+
+
+def _backend_class(name: str) -> type:
+    import importlib
+
+    module, attribute = _BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def _replace(staging: Path, path: Path) -> None:

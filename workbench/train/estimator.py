@@ -28,7 +28,7 @@ from workbench.train import checkpoint
 from workbench.train.callbacks import Callback, CallbackList, ProgressBar
 from workbench.train.inference import Weights, evaluate_part, predict_arrays, predict_frame
 from workbench.train.metrics import get_metrics
-from workbench.train.optimizers import SliceOptimizer, get_optimizer, optimizer_from_config
+from workbench.train.optimizers import SliceOptimizer, from_keras, get_optimizer, optimizer_from_config
 from workbench.train.parameter_server import ParameterServer
 from workbench.train.worker import TrainJob, drop_job, evaluate_shard, local_batch_sizes, train_epoch
 
@@ -103,8 +103,40 @@ class Estimator:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             module = model if isinstance(model, torch.nn.Module) else None
-            estimator = cls(backend, slice_optimizer, metrics, clip_norm, model=module)
-        return estimator
+            return cls(backend, slice_optimizer, metrics, clip_norm, model=module)
+
+    @classmethod
+    def from_keras(
+        cls,
+        model: Any,
+        optimizer: Any = "adam",
+        optimizer_kwargs: dict[str, Any] | None = None,
+        loss: Any = "mse",
+        metrics: list | None = None,
+        clip_norm: float | None = None,
+        seed: int = 0,
+    ) -> Estimator:
+        """An estimator for a Keras 3 model (TensorFlow backend), with :meth:`from_torch`'s contract.
+
+        Args:
+            model: a ``keras.Model`` (built: it has an ``Input``), or a zero-argument function
+                returning one (preferred); the driver's instance is built after
+                ``keras.utils.set_random_seed(seed)``.
+            optimizer: a Keras optimizer object (its hyper-parameters map to the same slice
+                optimizers, Keras math), a name ("sgd", "adam", ...) with ``optimizer_kwargs``
+                in Keras' terms, or a ``workbench.train.optimizers`` object.
+            loss: a Keras loss name ("sparse_categorical_crossentropy", "mse", ...), a
+                ``keras.losses.Loss``, or ``loss(y_true, y_pred)``.
+            metrics, clip_norm: as for :meth:`from_torch`.
+        """
+        from workbench.train.backends.keras import KerasBackend, _keras
+
+        keras = _keras()
+        backend = KerasBackend(model, loss)
+        slice_optimizer = _resolve_keras_optimizer(keras, optimizer, optimizer_kwargs or {})
+        keras.utils.set_random_seed(seed)
+        module = model if isinstance(model, keras.Model) else None
+        return cls(backend, slice_optimizer, metrics, clip_norm, model=module)
 
     # -- training ----------------------------------------------------------------------------
 
@@ -337,6 +369,16 @@ class Estimator:
     def load(cls, path: str | os.PathLike) -> Estimator:
         """An estimator restored by :meth:`save` (weights, optimizer state, history)."""
         return checkpoint.load(cls, Path(path))
+
+
+def _resolve_keras_optimizer(keras, optimizer: Any, kwargs: dict[str, Any]) -> SliceOptimizer:
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if kwargs:
+            raise ValueError("optimizer_kwargs apply to an optimizer name, not to a Keras optimizer object")
+        return from_keras(optimizer)
+    if isinstance(optimizer, str):
+        return from_keras(type(keras.optimizers.get(optimizer))(**kwargs))
+    return _resolve_optimizer(optimizer, kwargs)
 
 
 def _resolve_optimizer(optimizer: Any, kwargs: dict[str, Any]) -> SliceOptimizer:

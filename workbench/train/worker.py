@@ -119,6 +119,7 @@ def train_epoch(
             totals.add(loss, output, labels)
             window.add(loss, output, labels)
         participant.connections.finish()
+        replica.params_changed()
         if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
             now = time.perf_counter()
             worker.log_event(

@@ -8,6 +8,7 @@ the model, with no packing or unpacking copies.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -71,6 +72,25 @@ class TorchBackend:
     def wrap(self, module) -> TorchReplica:
         """A replica around an existing module (its parameters move into flat buffers)."""
         return TorchReplica(module, cloudpickle.loads(self.loss_bytes))
+
+    def save(self, module, directory: Path) -> None:
+        """The definition (creator or module) and loss cloudpickled; weights as a state dict."""
+        import torch
+
+        (directory / "model.pkl").write_bytes(self.model_bytes)
+        (directory / "loss.pkl").write_bytes(self.loss_bytes)
+        torch.save({k: v.detach().clone() for k, v in module.state_dict().items()}, directory / "weights.pt")
+
+    @classmethod
+    def load(cls, directory: Path) -> tuple[TorchBackend, Any]:
+        """Rebuild from :meth:`save`; weights are read with ``torch.load(weights_only=True)``."""
+        import torch
+
+        backend = cls(cloudpickle.loads((directory / "model.pkl").read_bytes()),
+                      cloudpickle.loads((directory / "loss.pkl").read_bytes()))
+        replica = backend.build()
+        replica.module.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
+        return backend, replica.module
 
 
 class TorchReplica:
@@ -147,6 +167,9 @@ class TorchReplica:
 
     def zero_grad(self) -> None:
         self._grad.zero_()
+
+    def params_changed(self) -> None:
+        """Nothing to do: the parameters are views into ``flat_params``."""
 
     # -- inference ---------------------------------------------------------------------------
 
