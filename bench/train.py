@@ -1,5 +1,7 @@
 """Training throughput: Estimator.fit on 2 workers vs PyTorch DDP (gloo, 2 processes) and vs
 a plain single-process loop using the same 2 threads. Same model, data and global batch.
+The Keras row compares ``Estimator.from_keras`` with Keras' own ``model.fit`` in one process
+with 2 threads (there is no DDP for Keras).
 
 Each run trains WARMUP_EPOCHS then one timed epoch; prints samples/s (median of REPEATS runs)
 and the ratios Workbench / DDP and Workbench / single process (higher is better; bar >= 0.8x DDP).
@@ -7,6 +9,7 @@ and the ratios Workbench / DDP and Workbench / single process (higher is better;
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -38,7 +41,16 @@ def cnn():
     )
 
 
-MODELS = {"mlp": (mlp, (512,), 8192), "cnn": (cnn, (1, 28, 28), 8192)}
+def keras_mlp():
+    import keras
+
+    return keras.Sequential([
+        keras.Input((512,)), keras.layers.Dense(2048, activation="relu"),
+        keras.layers.Dense(2048, activation="relu"), keras.layers.Dense(10),
+    ])
+
+
+MODELS = {"mlp": (mlp, (512,), 8192), "cnn": (cnn, (1, 28, 28), 8192), "keras-mlp": (keras_mlp, (512,), 8192)}
 
 
 def dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -92,12 +104,46 @@ def ddp_rank(rank: int, name: str) -> float:
     return 2 * len(features) / seconds
 
 
-def workbench(name: str) -> float:
-    import torch
+def keras_single_process(name: str) -> float:
+    """Keras' model.fit in a fresh process with 2 threads (TensorFlow fixes threads at start)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_keras_fit, (name,))
+
+
+def _keras_fit(name: str) -> float:
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
 
     features, labels = dataset(name)
-    estimator = wb.Estimator.from_torch(MODELS[name][0], optimizer=torch.optim.SGD,
-                                        optimizer_kwargs={"lr": 0.01, "momentum": 0.9}, loss="cross_entropy")
+    model = MODELS[name][0]()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(features, labels, batch_size=GLOBAL_BATCH, epochs=WARMUP_EPOCHS, verbose=0)
+    start = time.perf_counter()
+    model.fit(features, labels, batch_size=GLOBAL_BATCH, epochs=1, verbose=0)
+    return len(features) / (time.perf_counter() - start)
+
+
+def workbench(name: str) -> float:
+    features, labels = dataset(name)
+    if name.startswith("keras"):
+        import keras
+
+        estimator = wb.Estimator.from_keras(MODELS[name][0], optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    else:
+        import torch
+
+        estimator = wb.Estimator.from_torch(MODELS[name][0], optimizer=torch.optim.SGD,
+                                            optimizer_kwargs={"lr": 0.01, "momentum": 0.9}, loss="cross_entropy")
     history = estimator.fit((features, labels), epochs=WARMUP_EPOCHS + 1, batch_size=GLOBAL_BATCH, verbose=False)
     return float(history["samples_per_s"].iloc[-1])
 
@@ -111,12 +157,15 @@ def main() -> None:
         for name in names:
             results[name] = [statistics.median(workbench(name) for _ in range(REPEATS))]
     for name in names:
-        results[name].append(statistics.median(run_gloo_ranks(ddp_rank, name) for _ in range(REPEATS)))
-        results[name].append(statistics.median(single_process(name) for _ in range(REPEATS)))
+        if name.startswith("keras"):
+            results[name] += [math.nan, statistics.median(keras_single_process(name) for _ in range(REPEATS))]
+        else:
+            results[name].append(statistics.median(run_gloo_ranks(ddp_rank, name) for _ in range(REPEATS)))
+            results[name].append(statistics.median(single_process(name) for _ in range(REPEATS)))
     print(f"training throughput, global batch {GLOBAL_BATCH}, samples/s (median of {REPEATS})")
-    print(f"  {'model':<6} {'workbench':>10} {'DDP gloo':>10} {'1 process':>10} {'vs DDP':>8} {'vs 1 proc':>10}")
+    print(f"  {'model':<9} {'workbench':>10} {'DDP gloo':>10} {'1 process':>10} {'vs DDP':>8} {'vs 1 proc':>10}")
     for name, (ours, ddp, single) in results.items():
-        print(f"  {name:<6} {ours:>10.0f} {ddp:>10.0f} {single:>10.0f} {ours / ddp:>7.2f}x {ours / single:>9.2f}x")
+        print(f"  {name:<9} {ours:>10.0f} {ddp:>10.0f} {single:>10.0f} {ours / ddp:>7.2f}x {ours / single:>9.2f}x")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,31 @@ DASK_CLI = [str(Path(sys.executable).with_name("dask"))]
 
 
 @pytest.fixture(scope="module")
-def context() -> Iterator[wb.Context]:
-    """A Workbench context on a 2-worker local cluster, shared by one test module."""
+def _module_cluster() -> Iterator[None]:
     wb.stop()
-    ctx = wb.init(workers=2)
-    yield ctx
-    ctx.close()
+    yield
+    wb.stop()
+
+
+def running_context(workers: int) -> wb.Context:
+    """The live context if it has ``workers`` workers, else a fresh local one that has."""
+    ctx = wb.current()
+    if ctx is None or len(ctx.workers) != workers:
+        wb.stop()
+        ctx = wb.init(workers=workers)
+    return ctx
+
+
+@pytest.fixture
+def context(_module_cluster) -> wb.Context:
+    """A 2-worker local Workbench context, shared by consecutive tests of one module."""
+    return running_context(2)
+
+
+@pytest.fixture
+def one_worker(_module_cluster) -> wb.Context:
+    """A 1-worker local Workbench context, shared by consecutive tests of one module."""
+    return running_context(1)
 
 
 @pytest.fixture

@@ -200,3 +200,27 @@ def test_bad_estimator_configuration():
 def test_fit_needs_a_context(table, no_context):
     with pytest.raises(RuntimeError, match=r"call wb.init\(\)"):
         classifier().fit(table, ["a", "b", "c", "d"], "y")
+
+
+@pytest.mark.parametrize(
+    "frame_change, message",
+    [
+        (lambda t: t.assign(e=1.0), r"the model does not accept the training features \(batch shape \(5,\)"),
+        (lambda t: t.assign(y=t["y"] + 7), r"the loss 'CrossEntropyLoss' or the metrics do not fit .*values 7\.\.\d.*out of bounds"),
+    ],
+)
+def test_model_and_data_mismatch_is_caught_before_training(context, table, frame_change, message):
+    frame = frame_change(table)
+    columns = [c for c in frame.columns if c != "y"]
+    with pytest.raises(ValueError, match=message):
+        classifier().fit(frame, columns, "y", epochs=1, batch_size=64, verbose=False)
+
+
+def test_a_failing_rank_stops_every_rank_with_the_root_cause(context, table):
+    """Bad labels deep in one shard fail that rank mid-epoch; the others must not wait forever."""
+    frame = table.copy()
+    frame.iloc[-5:, frame.columns.get_loc("y")] = 9  # only in the last shard, past the dry-run rows
+    with pytest.raises(IndexError, match="out of bounds"):
+        classifier().fit(frame, ["a", "b", "c", "d"], "y", epochs=1, batch_size=64, verbose=False)
+    estimator = classifier()  # the cluster is still usable
+    assert len(estimator.fit(table, ["a", "b", "c", "d"], "y", epochs=1, batch_size=64, verbose=False)) == 1

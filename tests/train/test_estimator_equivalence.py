@@ -56,13 +56,6 @@ OPTIMIZERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def one_worker():
-    wb.stop()
-    with wb.init(workers=1) as ctx:
-        yield ctx
-
-
 @pytest.mark.parametrize("optimizer, kwargs", OPTIMIZERS, ids=lambda o: getattr(o, "__name__", ""))
 def test_one_worker_equals_a_plain_torch_loop(one_worker, classification, optimizer, kwargs):
     features, labels = classification[0][:300], classification[1][:300]

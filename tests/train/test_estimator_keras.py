@@ -54,13 +54,6 @@ OPTIMIZERS = {
 }
 
 
-@pytest.fixture(scope="module")
-def one_worker():
-    wb.stop()
-    with wb.init(workers=1) as ctx:
-        yield ctx
-
-
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_one_worker_equals_a_plain_keras_loop(one_worker, classification, name):
     features, labels = classification[0][:256], classification[1][:256]

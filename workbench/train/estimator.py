@@ -29,7 +29,7 @@ from workbench.train.callbacks import Callback, CallbackList, ProgressBar
 from workbench.train.inference import Weights, evaluate_part, predict_arrays, predict_frame
 from workbench.train.metrics import get_metrics
 from workbench.train.optimizers import SliceOptimizer, from_keras, get_optimizer, optimizer_from_config
-from workbench.train.parameter_server import ParameterServer
+from workbench.train.parameter_server import ParameterServer, StepAborted
 from workbench.train.worker import TrainJob, drop_job, evaluate_shard, local_batch_sizes, train_epoch
 
 __all__ = ["Estimator"]
@@ -188,6 +188,7 @@ class Estimator:
             if validation_data is not None
             else None
         )
+        self._check_model_on(*client.submit(_head, shards.futures[0], 8).result())
         self.feature_cols_ = _as_list(feature_cols) or None
         self.label_cols_ = _as_list(label_cols) or None
 
@@ -221,7 +222,7 @@ class Estimator:
                 started = time.perf_counter()
                 futures = shards.map(train_epoch, job, epoch, self.step_, buffers)
                 stream.follow(futures, callback_list)
-                results = client.gather(futures)
+                results = _gather_root_cause(futures)
                 seconds = time.perf_counter() - started
                 buffers = np.mean([r["buffers"] for r in results], axis=0) if buffers.size else buffers
                 self.step_ += job.steps
@@ -250,6 +251,28 @@ class Estimator:
                 validation.release()
         self.history_ = pd.DataFrame(rows).set_index("epoch")
         return self.history_
+
+    def _check_model_on(self, features: np.ndarray, labels: np.ndarray | None) -> None:
+        """Run model, loss and metrics on a few training rows here, before any training starts."""
+        try:
+            output = self._replica.predict(features)
+        except Exception as error:
+            raise ValueError(
+                f"the model does not accept the training features (batch shape {features.shape[1:]}, "
+                f"dtype {features.dtype}): {type(error).__name__}: {error}"
+            ) from error
+        if labels is None:
+            raise ValueError("fit() needs labels: give label_cols for a table, or (X, y) arrays")
+        try:
+            self._replica.loss_value(output, labels)
+            for metric in self.metrics:
+                metric.update(output, labels)
+        except Exception as error:
+            raise ValueError(
+                f"the loss {self.backend.loss_name!r} or the metrics do not fit the model output "
+                f"(shape {output.shape[1:]}) and the labels (shape {labels.shape[1:]}, values "
+                f"{labels.min()}..{labels.max()}): {type(error).__name__}: {error}"
+            ) from error
 
     def _summarise(self, results: list[dict]) -> dict[str, float]:
         samples = sum(r["samples"] for r in results)
@@ -369,6 +392,21 @@ class Estimator:
     def load(cls, path: str | os.PathLike) -> Estimator:
         """An estimator restored by :meth:`save` (weights, optimizer state, history)."""
         return checkpoint.load(cls, Path(path))
+
+
+def _head(pair: tuple, rows: int) -> tuple:
+    return pair[0][:rows], None if pair[1] is None else pair[1][:rows]
+
+
+def _gather_root_cause(futures: list) -> list:
+    """Results of all futures; on failure, raise the original error, not a rank it aborted."""
+    from distributed import wait
+
+    wait(futures)
+    errors = [f.exception() for f in futures if f.status == "error"]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, StepAborted)), errors[0])
+    return [f.result() for f in futures]
 
 
 def _resolve_keras_optimizer(keras, optimizer: Any, kwargs: dict[str, Any]) -> SliceOptimizer:

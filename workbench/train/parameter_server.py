@@ -32,13 +32,17 @@ import numpy as np
 
 from workbench.train.optimizers import clip_scale, optimizer_from_config
 
-__all__ = ["ParameterServer", "ParameterShard", "ShardConnections", "slice_bounds"]
+__all__ = ["ParameterServer", "ParameterShard", "ShardConnections", "StepAborted", "slice_bounds"]
 
 #: Elements per pipelined chunk (8 MiB of float32; smaller chunks cost more in thread hand-offs than they gain in overlap).
 CHUNK_ELEMENTS = 1 << 21
 _TOKEN_BYTES = 16
 _HEADER = struct.Struct("!q")  # step number
 _NORM = struct.Struct("!d")  # squared gradient norm of a slice, or a clipping scale
+
+
+class StepAborted(RuntimeError):
+    """A step could not finish because another participant failed (not the root cause)."""
 
 
 def slice_bounds(size: int, num_shards: int) -> list[tuple[int, int]]:
@@ -183,6 +187,10 @@ class ParameterShard:
             return self.lr_override
         return self.optimizer.learning_rate(self.step + 1, self.epoch)
 
+    def abort(self, reason: str) -> None:
+        """Fail the current step for every participant, so that none waits for a dead rank."""
+        self._round.fail(StepAborted(reason))
+
     def close(self) -> None:
         self._server.close()
 
@@ -289,7 +297,7 @@ class _Round:
 
     def _raise_failure(self) -> None:
         if self.failure is not None:
-            raise RuntimeError(f"parameter shard failed: {self.failure}") from self.failure
+            raise StepAborted(f"parameter shard failed: {self.failure}") from self.failure
 
     def _sum(self, lo: int, hi: int) -> np.ndarray:
         """Add every remote gradient chunk into the local one; return the sum."""
@@ -402,7 +410,9 @@ class ShardConnections:
                  params: np.ndarray):
         from distributed import get_worker
 
+        self.backward_done = threading.Event()
         actors = get_worker().state.actors
+        self.shards = shards
         self.bounds = bounds
         self.clip_norm = clip_norm
         self.params = params
@@ -471,6 +481,13 @@ class ShardConnections:
             conn.sendall(_NORM.pack(self.norms.share(sq_norm)))
         _recv_into(conn, memoryview(out).cast("B"))
 
+    def abort(self, error: BaseException) -> None:
+        """This worker failed mid-step: fail the step on every shard (control plane)."""
+        self.backward_done.set()  # release this worker's receive threads too
+        calls = [shard.abort(f"a worker failed: {type(error).__name__}: {error}") for shard in self.shards]
+        for call in calls:
+            call.result(timeout=30)
+
     def close(self) -> None:
         for conn in self.remote.values():
             conn.close()
@@ -504,7 +521,7 @@ def _recv_into(conn: socket.socket, view: memoryview) -> None:
     while view:
         count = conn.recv_into(view)
         if count == 0:
-            raise ConnectionError("parameter-server stream closed mid-message")
+            raise StepAborted("parameter-server stream closed mid-message")
         view = view[count:]
 
 
@@ -517,6 +534,6 @@ def _recv_exact(conn: socket.socket, size: int, eof_ok: bool = False) -> bytes:
         if count == 0:
             if eof_ok and len(view) == size:
                 return b""
-            raise ConnectionError("parameter-server stream closed mid-message")
+            raise StepAborted("parameter-server stream closed mid-message")
         view = view[count:]
     return bytes(data)

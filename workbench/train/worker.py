@@ -18,7 +18,7 @@ import numpy as np
 
 from workbench.data.shard import LocalShard
 from workbench.train.metrics import Metric
-from workbench.train.parameter_server import ShardConnections
+from workbench.train.parameter_server import ShardConnections, StepAborted
 
 __all__ = ["TrainJob", "local_batch_sizes", "steps_per_epoch", "step_sizes", "train_epoch", "evaluate_shard", "drop_job"]
 
@@ -107,33 +107,39 @@ def train_epoch(
     totals = _Totals(job.metrics)
     window = _Totals([])
     start = window_start = time.perf_counter()
-    for step in range(job.steps):
-        global_samples = sum(step_sizes(job.shard_rows, job.batch_sizes, step))
-        batch = next(batches, None)
-        participant.connections.start(first_step + step + 1, replica.flat_grad)
-        if batch is None:
-            replica.zero_grad()  # this rank ran out of rows: it contributes nothing this step
-        else:
-            features, labels = batch
-            loss, output = replica.train_step(features, labels, len(features) / global_samples)
-            totals.add(loss, output, labels)
-            window.add(loss, output, labels)
-        participant.connections.finish()
-        replica.params_changed()
-        if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
-            now = time.perf_counter()
-            worker.log_event(
-                job.topic,
-                {  # plain Python numbers: event messages must be msgpack-serialisable
-                    "rank": int(rank),
-                    "epoch": int(epoch),
-                    "step": int(first_step + step + 1),
-                    "loss_sum": float(window.loss_sum),
-                    "samples": int(window.samples),
-                    "seconds": float(now - window_start),
-                },
-            )
-            window, window_start = _Totals([]), now
+    try:
+        for step in range(job.steps):
+            global_samples = sum(step_sizes(job.shard_rows, job.batch_sizes, step))
+            batch = next(batches, None)
+            participant.connections.start(first_step + step + 1, replica.flat_grad)
+            if batch is None:
+                replica.zero_grad()  # this rank ran out of rows: it contributes nothing this step
+            else:
+                features, labels = batch
+                loss, output = replica.train_step(features, labels, len(features) / global_samples)
+                totals.add(loss, output, labels)
+                window.add(loss, output, labels)
+            participant.connections.finish()
+            replica.params_changed()
+            if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
+                now = time.perf_counter()
+                worker.log_event(
+                    job.topic,
+                    {  # plain Python numbers: event messages must be msgpack-serialisable
+                        "rank": int(rank),
+                        "epoch": int(epoch),
+                        "step": int(first_step + step + 1),
+                        "loss_sum": float(window.loss_sum),
+                        "samples": int(window.samples),
+                        "seconds": float(now - window_start),
+                    },
+                )
+                window, window_start = _Totals([]), now
+    except StepAborted:
+        raise
+    except BaseException as error:  # e.g. bad labels in a batch: no other rank may wait forever
+        participant.connections.abort(error)
+        raise
     result = totals.as_dict()
     result.update(seconds=time.perf_counter() - start, buffers=replica.get_buffers())
     return result
