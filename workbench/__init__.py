@@ -21,10 +21,16 @@ from typing import Any
 from workbench.context import Context, current, init, stop
 
 __version__ = "0.1.0.dev0"
-__all__ = ["Context", "current", "init", "stop", "data", "train", "optim", "Estimator", "__version__"]
+__all__ = ["Context", "current", "init", "stop", "data", "train", "optim", "nets", "ml", "Estimator", "Net", "__version__"]
 
-_LAZY_SUBMODULES = {"data": "workbench.data", "train": "workbench.train", "optim": "workbench.train.optimizers"}
-_LAZY_NAMES = {"Estimator": "workbench.train.estimator"}
+_LAZY_SUBMODULES = {
+    "data": "workbench.data",
+    "train": "workbench.train",
+    "optim": "workbench.train.optimizers",
+    "nets": "workbench.nets",
+    "ml": "workbench.ml",
+}
+_LAZY_NAMES = {"Estimator": "workbench.train.estimator", "Net": "workbench.nets"}
 
 
 def __getattr__(name: str) -> Any:

@@ -129,9 +129,9 @@ class Estimator:
                 ``keras.losses.Loss``, or ``loss(y_true, y_pred)``.
             metrics, clip_norm: as for :meth:`from_torch`.
         """
-        from workbench.train.backends.keras import KerasBackend, _keras
+        from workbench.train.backends.keras import KerasBackend, import_keras
 
-        keras = _keras()
+        keras = import_keras()
         backend = KerasBackend(model, loss)
         slice_optimizer = _resolve_keras_optimizer(keras, optimizer, optimizer_kwargs or {})
         keras.utils.set_random_seed(seed)
@@ -224,7 +224,7 @@ class Estimator:
                 stream.follow(futures, callback_list)
                 results = _gather_root_cause(futures)
                 seconds = time.perf_counter() - started
-                buffers = np.mean([r["buffers"] for r in results], axis=0) if buffers.size else buffers
+                buffers = _average_buffers([r["buffers"] for r in results]) if buffers.size else buffers
                 self.step_ += job.steps
                 self.epochs_ += 1
                 logs = {"epoch": epoch, **self._summarise(results)}
@@ -392,6 +392,16 @@ class Estimator:
     def load(cls, path: str | os.PathLike) -> Estimator:
         """An estimator restored by :meth:`save` (weights, optimizer state, history)."""
         return checkpoint.load(cls, Path(path))
+
+
+def _average_buffers(replicas: list[np.ndarray]) -> np.ndarray:
+    """Mean of each buffer value over replicas; values all replicas agree on stay bit-identical
+    (a float32 mean of equal numbers can move by one ulp, e.g. frozen Keras weights)."""
+    stacked = np.stack(replicas)
+    mean = stacked.mean(axis=0, dtype=np.float64).astype(np.float32)
+    same = (stacked == stacked[0]).all(axis=0)
+    mean[same] = stacked[0][same]
+    return mean
 
 
 def _head(pair: tuple, rows: int) -> tuple:

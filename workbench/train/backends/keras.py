@@ -15,13 +15,14 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
-__all__ = ["KerasBackend", "KerasReplica"]
+__all__ = ["KerasBackend", "KerasReplica", "import_keras"]
 
 #: Keras losses whose targets are class indices.
 _CLASS_TARGET_LOSSES = ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy")
 
 
-def _keras():
+def import_keras():
+    """Keras 3 on the TensorFlow backend (chosen before the first import)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -43,7 +44,7 @@ class KerasBackend:
     name = "keras"
 
     def __init__(self, model: Any, loss: Any):
-        keras = _keras()
+        keras = import_keras()
         if not (isinstance(model, keras.Model) or callable(model)):
             raise TypeError(f"model must be a keras.Model or a function returning one, not {type(model).__name__}")
         self.loss_name = _check_loss(keras, loss)
@@ -56,7 +57,7 @@ class KerasBackend:
 
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-        keras = _keras()
+        keras = import_keras()
         model = cloudpickle.loads(self.model_bytes)
         if not isinstance(model, keras.Model):
             model = model()
@@ -74,7 +75,7 @@ class KerasBackend:
 
     @classmethod
     def load(cls, directory: Path) -> tuple[KerasBackend, Any]:
-        keras = _keras()
+        keras = import_keras()
         module = keras.saving.load_model(directory / "model.keras", compile=False)
         backend = cls(module, cloudpickle.loads((directory / "loss.pkl").read_bytes()))
         return backend, module
@@ -86,7 +87,7 @@ class KerasReplica:
     def __init__(self, model, loss: Any, loss_name: str):
         import tensorflow as tf
 
-        keras = _keras()
+        keras = import_keras()
         if not model.built:
             raise ValueError("the Keras model has no weights yet: give it an Input or build it before training")
         self.module = model
@@ -99,7 +100,7 @@ class KerasReplica:
         self.size = self.offsets[-1]
         self.flat_params = np.concatenate([v.numpy().reshape(-1) for v in self.variables]).astype(np.float32)
         self.flat_grad = np.zeros(self.size, np.float32)
-        self.buffers = [v for v in model.non_trainable_variables if v.dtype.is_floating]
+        self.buffers = [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
         self.class_targets = loss_name in _CLASS_TARGET_LOSSES
         loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
         reduce_per_sample = not isinstance(loss_fn, keras.losses.Loss)

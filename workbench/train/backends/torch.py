@@ -14,7 +14,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
-__all__ = ["TorchBackend", "TorchReplica", "LOSSES"]
+__all__ = ["TorchBackend", "TorchReplica", "LOSSES", "to_tensor"]
 
 #: Loss names accepted by ``Estimator.from_torch(loss=...)``.
 LOSSES = {
@@ -160,7 +160,7 @@ class TorchReplica:
         self.module.train()
         self._grad.zero_()
         self._waiting = list(self._pending_per_slice)
-        output = self.module(_tensor(features))
+        output = self.module(to_tensor(features))
         loss = self.loss(output, self._target(labels, output))
         (loss * weight).backward()
         return float(loss.detach()), output.detach().numpy()
@@ -178,7 +178,7 @@ class TorchReplica:
 
         self.module.eval()
         with torch.no_grad():
-            return self.module(_tensor(features)).numpy()
+            return self.module(to_tensor(features)).numpy()
 
     def loss_value(self, output: np.ndarray, labels: np.ndarray) -> float:
         import torch
@@ -218,7 +218,8 @@ class TorchReplica:
         return target
 
 
-def _tensor(features: np.ndarray):
+def to_tensor(features: np.ndarray):
+    """A batch as a tensor: floats as float32, integers as int64 (embedding indices)."""
     import torch
 
     if features.dtype.kind == "f" and features.dtype != np.float32:
