@@ -78,7 +78,7 @@ class ParameterServer:
         self.bounds = slice_bounds(params.size, len(workers))
         # weights (not training data) go to their shard's worker directly, outside the graph
         slices = [
-            client.scatter(params[lo:hi], workers=[worker], direct=True)
+            client.scatter(params[lo:hi], workers=[worker], direct=True, hash=False)  # own key per fit
             for (lo, hi), worker in zip(self.bounds, workers)
         ]
         futures = [
