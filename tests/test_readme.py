@@ -1,28 +1,57 @@
-"""The README's API tour runs as written (on a generated `events/` dataset)."""
+"""The README's code runs as written (on generated data)."""
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+
+import workbench as wb
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_tour_runs(tmp_path, monkeypatch, no_context):
-    tour = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+def readme_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+
+
+def write_events(folder: Path) -> None:
     rng = np.random.default_rng(0)
-    (tmp_path / "events").mkdir()
+    folder.mkdir()
     for part in range(3):
         pd.DataFrame(
             {"x1": rng.random(100), "x2": rng.random(100), "label": rng.integers(0, 2, 100), "other": "text"}
-        ).to_parquet(tmp_path / "events" / f"part-{part}.parquet")
+        ).to_parquet(folder / f"part-{part}.parquet")
+
+
+def test_readme_tour_runs(tmp_path, monkeypatch, no_context):
+    write_events(tmp_path / "events")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(tour, str(README), "exec"), namespace)
+    exec(compile(readme_blocks()[0], str(README), "exec"), namespace)
     assert len(namespace["history"]) == 3 and 0 <= namespace["scores"]["accuracy"] <= 1
     assert len(namespace["predictions"].compute()) == 300, "one prediction per row"
     assert (namespace["restored"].get_weights() == namespace["est"].get_weights()).all()
     assert namespace["ctx"].closed
+
+
+def test_readme_keras_sklearn_and_transfer_examples_run(tmp_path, monkeypatch, context):
+    write_events(tmp_path / "events")
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(200, 2)).astype(np.float32)
+    labels = (features[:, 0] > 0).astype(np.int64)
+    pretrained = wb.Estimator.from_torch(
+        lambda: torch.nn.Sequential(OrderedDict(features=torch.nn.Linear(2, 16), classifier=torch.nn.Linear(16, 3))),
+        loss="cross_entropy",
+    )
+    pretrained.fit((features, labels), epochs=1, batch_size=64, verbose=False)
+    pretrained.save("model_dir")
+    namespace = {"df": wb.data.read_parquet("events"), "X": features, "y": labels, "X_new": features, "y_new": 1 - labels}
+    exec(compile(readme_blocks()[1], str(README), "exec"), namespace)
+    assert namespace["est"].history_ is not None and len(namespace["est"].history_) == 3
+    assert namespace["clf"].classes_.tolist() == [0, 1]
