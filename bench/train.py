@@ -165,7 +165,8 @@ def main() -> None:
     print(f"training throughput, global batch {GLOBAL_BATCH}, samples/s (median of {REPEATS})")
     print(f"  {'model':<9} {'workbench':>10} {'DDP gloo':>10} {'1 process':>10} {'vs DDP':>8} {'vs 1 proc':>10}")
     for name, (ours, ddp, single) in results.items():
-        print(f"  {name:<9} {ours:>10.0f} {ddp:>10.0f} {single:>10.0f} {ours / ddp:>7.2f}x {ours / single:>9.2f}x")
+        versus_ddp = "-" if math.isnan(ddp) else f"{ours / ddp:.2f}x"
+        print(f"  {name:<9} {ours:>10.0f} {ddp:>10.0f} {single:>10.0f} {versus_ddp:>8} {ours / single:>9.2f}x")
 
 
 if __name__ == "__main__":
