@@ -216,27 +216,11 @@ class Estimator:
         try:
             callback_list.on_train_begin()
             for _ in range(epochs):
-                epoch = self.epochs_
-                self._server.call_all("set_epoch", epoch)
-                callback_list.on_epoch_begin(epoch)
-                started = time.perf_counter()
-                futures = shards.map(train_epoch, job, epoch, self.step_, buffers)
-                stream.follow(futures, callback_list)
-                results = _gather_root_cause(futures)
-                seconds = time.perf_counter() - started
-                buffers = _average_buffers([r["buffers"] for r in results]) if buffers.size else buffers
-                self.step_ += job.steps
-                self.epochs_ += 1
-                logs = {"epoch": epoch, **self._summarise(results)}
-                if validation is not None:
-                    val = client.gather(validation.map(evaluate_shard, job, batch_size, buffers))
-                    logs.update({f"val_{k}": v for k, v in self._summarise(val).items()})
-                logs.update(samples_per_s=sum(r["samples"] for r in results) / seconds, time=seconds)
-                self._replica.set_buffers(buffers)
+                logs, buffers = self._run_epoch(job, shards, validation, batch_size, buffers, stream, callback_list)
                 if checkpoint_dir is not None:
-                    self.save(Path(checkpoint_dir) / f"epoch-{epoch:04d}")
+                    self.save(Path(checkpoint_dir) / f"epoch-{logs['epoch']:04d}")
                 rows.append(logs)
-                callback_list.on_epoch_end(epoch, logs)
+                callback_list.on_epoch_end(logs["epoch"], logs)
                 if self.stop_training:
                     break
             self._pull_from_server()
@@ -251,6 +235,30 @@ class Estimator:
                 validation.release()
         self.history_ = pd.DataFrame(rows).set_index("epoch")
         return self.history_
+
+    def _run_epoch(self, job, shards, validation, batch_size: int, buffers: np.ndarray,
+                   stream: _MetricsStream, callbacks: CallbackList) -> tuple[dict[str, float], np.ndarray]:
+        """One synchronous epoch on every worker, then validation; returns its logs and the
+        replicas' averaged buffers."""
+        epoch = self.epochs_
+        self._server.call_all("set_epoch", epoch)
+        callbacks.on_epoch_begin(epoch)
+        started = time.perf_counter()
+        futures = shards.map(train_epoch, job, epoch, self.step_, buffers)
+        stream.follow(futures, callbacks)
+        results = _gather_root_cause(futures)
+        seconds = time.perf_counter() - started
+        if buffers.size:
+            buffers = _average_buffers([r["buffers"] for r in results])
+            self._replica.set_buffers(buffers)
+        self.step_ += job.steps
+        self.epochs_ += 1
+        logs = {"epoch": epoch, **self._summarise(results)}
+        if validation is not None:
+            scores = shards.client.gather(validation.map(evaluate_shard, job, batch_size, buffers))
+            logs.update({f"val_{k}": v for k, v in self._summarise(scores).items()})
+        logs.update(samples_per_s=sum(r["samples"] for r in results) / seconds, time=seconds)
+        return logs, buffers
 
     def _check_model_on(self, features: np.ndarray, labels: np.ndarray | None) -> None:
         """Run model, loss and metrics on a few training rows here, before any training starts."""
