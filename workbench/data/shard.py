@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from dask import delayed
 
+from workbench.arguments import as_list, check_positive_int
 from workbench.data.arrays import block_pair_to_arrays, check_columns, frame_to_arrays
 from workbench.data.readers import from_numpy, from_pandas, read_csv, read_parquet
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from workbench.context import Context
 
-__all__ = ["shard", "Shards", "LocalShard", "as_collection", "partition_arrays"]
+__all__ = ["shard", "Shards", "LocalShard", "as_collection", "as_dask_array", "partition_arrays"]
 
 Batch = tuple[np.ndarray, "np.ndarray | None"]
 
@@ -55,7 +56,7 @@ class LocalShard:
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         """How many batches :meth:`batches` yields per epoch."""
-        _check_batch_size(batch_size)
+        check_positive_int("batch_size", batch_size)
         full, rest = divmod(self.n_rows, batch_size)
         return full + (1 if rest and not drop_last else 0)
 
@@ -194,7 +195,7 @@ def partition_arrays(data: Any, feature_cols: Any, label_cols: Any, allow_nan: b
     """Delayed ``(features, labels)`` numpy pairs, one per partition of ``data``, in order."""
     data = as_collection(data)
     if isinstance(data, dd.DataFrame):
-        return _table_partitions(data, _as_list(feature_cols), _as_list(label_cols), allow_nan)
+        return _table_partitions(data, as_list(feature_cols), as_list(label_cols), allow_nan)
     if feature_cols is not None or label_cols is not None:
         raise ValueError("feature_cols and label_cols apply to tables; arrays come as (X, y)")
     if isinstance(data, (tuple, list)):
@@ -227,11 +228,11 @@ def _table_partitions(frame: dd.DataFrame, features: list, labels: list, allow_n
 
 
 def _array_partitions(features: Any, labels: Any, allow_nan: bool) -> list:
-    features = _as_dask_array(features, "X")
+    features = as_dask_array(features, "X")
     if labels is None:
         label_blocks = [None] * features.numblocks[0]
     else:
-        labels = _as_dask_array(labels, "y")
+        labels = as_dask_array(labels, "y")
         if labels.shape[0] != features.shape[0]:
             raise ValueError(f"X has {features.shape[0]} rows but y has {labels.shape[0]}")
         labels = labels.rechunk((features.chunks[0],) + labels.shape[1:])
@@ -241,7 +242,8 @@ def _array_partitions(features: Any, labels: Any, allow_nan: bool) -> list:
     return [convert(x, y, allow_nan) for x, y in zip(feature_blocks, label_blocks)]
 
 
-def _as_dask_array(values: Any, name: str) -> da.Array:
+def as_dask_array(values: Any, name: str) -> da.Array:
+    """``values`` as a numeric Dask array with known row chunks and at least one row."""
     if isinstance(values, np.ndarray):
         values = from_numpy(values)
     if not isinstance(values, da.Array):
@@ -348,12 +350,3 @@ def _call_on_shard(function: Callable, pair: Batch, rank: int, num_shards: int, 
     return function(LocalShard(pair[0], pair[1], rank, num_shards), *args, **kwargs)
 
 
-def _check_batch_size(batch_size: Any) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-
-
-def _as_list(columns: str | Sequence[str] | None) -> list:
-    if columns is None:
-        return []
-    return [columns] if isinstance(columns, str) else list(columns)

@@ -23,6 +23,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import validate_data
 
 from workbench.data.arrays import check_columns, frame_to_arrays
+from workbench.arguments import as_list
 from workbench.data.readers import from_numpy
 
 __all__ = [
@@ -40,7 +41,7 @@ def select_columns(X: Any, y: Any, feature_cols: Any, label_cols: Any) -> tuple[
         return X, y
     if not isinstance(X, _TABLES):
         raise ValueError(f"feature_cols and label_cols select DataFrame columns, but X is a {type(X).__name__}")
-    features, labels = _as_list(feature_cols), _as_list(label_cols)
+    features, labels = as_list(feature_cols), as_list(label_cols)
     if labels:
         if y is not None:
             raise ValueError("give the labels either as y or as label_cols, not both")
@@ -87,7 +88,7 @@ def validate_prediction(estimator: Any, X: Any) -> tuple[Any, bool]:
     A DataFrame gives the feature columns seen in fit, by name (other columns, such as the
     label, are ignored).
     """
-    columns = _as_list(estimator.feature_cols) or list(getattr(estimator, "feature_names_in_", []))
+    columns = as_list(estimator.feature_cols) or list(getattr(estimator, "feature_names_in_", []))
     if isinstance(X, _TABLES) and columns:
         check_columns(X.columns, X.dtypes, columns, "feature")
         X = X[columns]
@@ -184,9 +185,3 @@ def _feature_count(X: Any) -> int:
     if X.ndim < 2:
         raise ValueError(f"Expected 2D array, got {X.ndim}D array instead: reshape your data, e.g. X.reshape(-1, 1)")
     return X.shape[1]
-
-
-def _as_list(columns: Any) -> list:
-    if columns is None:
-        return []
-    return [columns] if isinstance(columns, str) else list(columns)

@@ -22,8 +22,9 @@ import dask
 import numpy as np
 import pandas as pd
 
+from workbench.arguments import as_list, check_positive_int
 from workbench.data.arrays import check_columns, frame_to_arrays
-from workbench.data.shard import as_collection, partition_arrays, shard
+from workbench.data.shard import as_collection, as_dask_array, partition_arrays, shard
 from workbench.train import checkpoint
 from workbench.train.callbacks import Callback, CallbackList, ProgressBar
 from workbench.train.inference import Weights, evaluate_part, predict_arrays, predict_frame
@@ -173,9 +174,9 @@ class Estimator:
         """
         from workbench.context import current
 
-        _check_positive_int("epochs", epochs)
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("log_every", log_every)
+        check_positive_int("epochs", epochs)
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("log_every", log_every)
         context = current()
         if context is None:
             raise RuntimeError("no Workbench context: call wb.init() before fit()")
@@ -189,8 +190,8 @@ class Estimator:
             else None
         )
         self._check_model_on(*client.submit(_head, shards.futures[0], 8).result())
-        self.feature_cols_ = _as_list(feature_cols) or None
-        self.label_cols_ = _as_list(label_cols) or None
+        self.feature_cols_ = as_list(feature_cols) or None
+        self.label_cols_ = as_list(label_cols) or None
 
         job_id = uuid.uuid4().hex
         self._server = ParameterServer(
@@ -334,14 +335,14 @@ class Estimator:
                  label_cols: str | list[str] | None = None, batch_size: int = 1024,
                  allow_nan: bool = False) -> dict[str, float]:
         """Loss and metrics of the current weights on ``data`` (computed on the workers)."""
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         feature_cols = feature_cols if feature_cols is not None else self.feature_cols_
         label_cols = label_cols if label_cols is not None else self.label_cols_
         parts = partition_arrays(data, feature_cols, label_cols, allow_nan)
         weights = dask.delayed(self._weights(), pure=False)
         tasks = [dask.delayed(evaluate_part, pure=True)(p, weights, self.metrics, batch_size) for p in parts]
         results = dask.compute(*tasks)
-        if any(r["samples"] == 0 for r in results) and not any(r["samples"] for r in results):
+        if not any(r["samples"] for r in results):
             raise ValueError("the evaluation data has no rows")
         return self._summarise(list(results))
 
@@ -355,11 +356,11 @@ class Estimator:
         import dask.array as da
         import dask.dataframe as dd
 
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         data = as_collection(data)
         weights = self._weights()
         if isinstance(data, dd.DataFrame):
-            columns = _as_list(feature_cols if feature_cols is not None else self.feature_cols_)
+            columns = as_list(feature_cols if feature_cols is not None else self.feature_cols_)
             if not columns:
                 raise ValueError("predict() on a table needs feature_cols (or a fit() that set them)")
             check_columns(data.columns, data.dtypes, columns, "feature")
@@ -368,14 +369,9 @@ class Estimator:
             names = ["prediction"] if sample.shape[1] == 1 else [f"prediction_{i}" for i in range(sample.shape[1])]
             meta = pd.DataFrame({name: pd.Series(dtype=sample.dtypes.iloc[0]) for name in names})
             return data.map_partitions(predict_frame, weights, to_arrays, batch_size, names, meta=meta)
-        if isinstance(data, np.ndarray):
-            from workbench.data.readers import from_numpy
-
-            data = from_numpy(data)
-        if not isinstance(data, da.Array):
-            raise TypeError(f"cannot predict on {type(data).__name__}: expected a DataFrame, a path or an array")
         if feature_cols is not None:
             raise ValueError("feature_cols applies to tables, not arrays")
+        data = as_dask_array(data, "X")
         data = data.rechunk((data.chunks[0],) + data.shape[1:])
         sample = predict_arrays(np.zeros((1,) + data.shape[1:], dtype=data.dtype), weights, batch_size)
         blocks = [
@@ -441,17 +437,6 @@ def _resolve_optimizer(optimizer: Any, kwargs: dict[str, Any]) -> SliceOptimizer
     if isinstance(optimizer, dict):
         return optimizer_from_config(optimizer)
     return get_optimizer(optimizer, **kwargs)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _as_list(columns: Any) -> list:
-    if columns is None:
-        return []
-    return [columns] if isinstance(columns, str) else list(columns)
 
 
 class _MetricsStream:
