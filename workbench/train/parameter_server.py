@@ -403,7 +403,8 @@ class ShardConnections:
         keys: their Dask keys (to find the co-located shard in this worker process).
         bounds: ``(start, stop)`` of each shard's slice in the flat vector.
         clip_norm: the gradient clipping norm the shards were started with.
-        params: this worker's flat parameter buffer, which every step updates in place.
+        params: this worker's flat parameter buffer: filled with the shards' current values
+            here, then updated in place by every step.
     """
 
     def __init__(self, shards: list, keys: list[str], bounds: list[tuple[int, int]], clip_norm: float | None,
@@ -425,6 +426,7 @@ class ShardConnections:
                 actors[key].adopt(params[lo:hi])
             else:
                 host, port, token = shard.endpoint().result()
+                np.copyto(params[slice(*bounds[index])], shard.get_params().result())
                 conn = socket.create_connection((host, port))
                 _tune(conn)
                 conn.sendall(token)

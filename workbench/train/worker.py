@@ -66,9 +66,8 @@ class _Participant:
         from distributed import get_worker
 
         self.replica = job.backend.build(threads=get_worker().state.nthreads)
-        shards = job.server[0]
-        self.replica.load_params(np.concatenate([p.result() for p in [s.get_params() for s in shards]]))
         self.connections = ShardConnections(*job.server, self.replica.flat_params)
+        self.replica.params_changed()  # the connections filled flat_params from the shards
         self.replica.watch_gradients(self.connections.bounds, self.connections.slice_ready)
 
     def close(self) -> None:
