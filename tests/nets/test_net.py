@@ -280,6 +280,6 @@ def test_unloadable_paths_are_named(tmp_path):
 def test_a_saved_estimator_directory_loads_without_a_cluster(tmp_path):
     estimator = wb.Estimator.from_torch(make_cnn, loss="cross_entropy")
     estimator.save(tmp_path / "cnn")
-    net = Net.load(tmp_path / "cnn")
+    net = Net.load(tmp_path / "cnn", model=make_cnn)
     assert net.layer_names == NAMES
     assert torch.equal(net.model.conv.weight, estimator.model_.conv.weight)

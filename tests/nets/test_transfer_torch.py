@@ -52,7 +52,7 @@ def fine_tune(model: torch.nn.Module) -> wb.Estimator:
 
 def test_fine_tune_a_saved_estimator_with_a_new_head(pretrained):
     full, directory = pretrained
-    net = Net.load(directory, framework="torch")
+    net = Net.load(directory, framework="torch", model=make_cnn)
     base = net.cut(at="features").freeze(up_to="features")
     tuned = fine_tune(base.append(torch.nn.Linear(16, 2)).model)
 

@@ -14,7 +14,7 @@ import tensorflow as tf  # noqa: E402
 
 import workbench as wb  # noqa: E402
 from workbench.data import LocalShard  # noqa: E402
-from workbench.train.worker import local_batch_sizes  # noqa: E402
+from workbench.train.plan import local_batch_sizes  # noqa: E402
 
 from .conftest import make_keras_mlp  # noqa: E402
 
@@ -100,7 +100,7 @@ def test_keras_cnn_learns_an_image_task_and_round_trips(context, tmp_path):
 
     estimator.save(tmp_path / "cnn")
     assert (tmp_path / "cnn" / "model.keras").is_file() and not (tmp_path / "cnn" / "model.pkl").exists()
-    restored = wb.Estimator.load(tmp_path / "cnn")
+    restored = wb.Estimator.load(tmp_path / "cnn", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     np.testing.assert_array_equal(restored.get_weights(), estimator.get_weights())
     for name, value in estimator.optimizer_state_.items():
         np.testing.assert_array_equal(restored.optimizer_state_[name], value)

@@ -5,7 +5,7 @@ ones, add a new head, and fine-tune the result on the cluster with the Estimator
 
     from workbench.nets import Net
 
-    net = Net.load("quadrants")            # a saved Estimator, a TorchScript file or a .keras file
+    net = Net.load("quadrants.pt")         # a TorchScript or .keras file; a saved Estimator with model= or trust_code=True
     net.summary(example_batch)             # name, type, output shape, parameters, trainable flag
     base = net.cut(at="features").freeze(up_to="conv")
     model = base.append(torch.nn.Linear(16, 2)).model

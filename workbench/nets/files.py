@@ -23,10 +23,20 @@ _DESCRIPTIONS = {
 }
 
 
-def load_model(path: str | os.PathLike) -> Any:
-    """The framework model saved at ``path`` (a torch ``nn.Module`` or a ``keras.Model``)."""
+def load_model(path: str | os.PathLike, model: Any = None, trust_code: bool = False) -> Any:
+    """The framework model saved at ``path`` (a torch ``nn.Module`` or a ``keras.Model``).
+
+    ``model`` and ``trust_code`` apply to a directory written by ``Estimator.save``, as for
+    ``Estimator.load``; its errors name the file at fault.
+    """
     path = Path(path)
     kind = _identify(path)
+    if kind == "workbench":
+        from workbench.train import checkpoint
+
+        return checkpoint.load_model(path, model=model, trust_code=trust_code)
+    if model is not None:
+        raise ValueError(f"model= rebuilds the model of a saved Workbench directory; {path} is {_DESCRIPTIONS[kind]}")
     try:
         return _LOADERS[kind](path)
     except Exception as error:  # each loader fails its own way on a damaged file
@@ -69,12 +79,6 @@ def _keras_file(path: Path, suffixes: tuple[str, ...]) -> str:
     return "keras"
 
 
-def _load_estimator(path: Path) -> Any:
-    from workbench.train.estimator import Estimator
-
-    return Estimator.load(path).model_
-
-
 def _load_torchscript(path: Path) -> Any:
     import torch
 
@@ -89,4 +93,4 @@ def _load_keras(path: Path) -> Any:
     return import_keras().saving.load_model(path, compile=False)
 
 
-_LOADERS = {"workbench": _load_estimator, "torchscript": _load_torchscript, "keras": _load_keras}
+_LOADERS = {"torchscript": _load_torchscript, "keras": _load_keras}

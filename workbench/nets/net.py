@@ -40,7 +40,8 @@ class Net:
         self.model = model
 
     @classmethod
-    def load(cls, path: str | os.PathLike, framework: str | None = None) -> Net:
+    def load(cls, path: str | os.PathLike, framework: str | None = None, model: Any = None,
+             trust_code: bool = False) -> Net:
         """The model saved at ``path``, recognised from its content rather than its file name.
 
         Accepts a directory written by ``Estimator.save``, a TorchScript file
@@ -53,10 +54,16 @@ class Net:
             path: the file or directory.
             framework: "torch" or "keras" to insist on one: a model of the other framework
                 raises a ``ValueError`` saying what the file holds.
+            model: for a saved directory, the function or module that builds the saved
+                architecture (the directory's weights are loaded into it).
+            trust_code: for a saved directory, run the code stored in it where the model needs
+                it (a PyTorch model's pickled definition, a Keras ``Lambda`` layer). Without it,
+                or ``model``, such a directory raises ``UntrustedCodeError`` (a ``ValueError``)
+                naming the file.
         """
         if framework not in (None, "torch", "keras"):
             raise ValueError(f"framework must be 'torch', 'keras' or None, got {framework!r}")
-        net = cls(load_model(path))
+        net = cls(load_model(path, model=model, trust_code=trust_code))
         if framework is not None and net.framework != framework:
             raise ValueError(f"{path} holds a {net.framework} model, not a {framework} one")
         return net

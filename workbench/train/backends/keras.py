@@ -15,6 +15,8 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from workbench.train.checkpoint import UntrustedCodeError, reading
+
 __all__ = ["KerasBackend", "KerasReplica", "import_keras"]
 
 #: Keras losses whose targets are class indices.
@@ -50,6 +52,7 @@ class KerasBackend:
         self.loss_name = _check_loss(keras, loss)
         self.model_bytes = cloudpickle.dumps(model)
         self.loss_bytes = cloudpickle.dumps(loss)
+        self.loss_config = loss if isinstance(loss, str) else None  # a name is saved as text, an object pickled
         self.logits = bool(getattr(loss, "get_config", lambda: {})().get("from_logits")) and "binary" in self.loss_name.lower()
 
     def build(self, threads: int | None = None) -> KerasReplica:
@@ -57,28 +60,42 @@ class KerasBackend:
 
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-        keras = import_keras()
-        model = cloudpickle.loads(self.model_bytes)
-        if not isinstance(model, keras.Model):
-            model = model()
-        if not isinstance(model, keras.Model):
-            raise TypeError(f"the model function returned {type(model).__name__}, not a keras.Model")
-        return self.wrap(model)
+        import_keras()  # before unpickling a model, which imports Keras
+        return self.wrap(_instantiate(cloudpickle.loads(self.model_bytes)))
 
     def wrap(self, model) -> KerasReplica:
         return KerasReplica(model, cloudpickle.loads(self.loss_bytes), self.loss_name)
 
     def save(self, module, directory: Path) -> None:
-        """Architecture and weights in Keras' native ``.keras`` file; the loss beside it."""
+        """Architecture and weights in Keras' native ``.keras`` file."""
         module.save(directory / "model.keras")
-        (directory / "loss.pkl").write_bytes(self.loss_bytes)
 
-    @classmethod
-    def load(cls, directory: Path) -> tuple[KerasBackend, Any]:
-        keras = import_keras()
-        module = keras.saving.load_model(directory / "model.keras", compile=False)
-        backend = cls(module, cloudpickle.loads((directory / "loss.pkl").read_bytes()))
-        return backend, module
+    @staticmethod
+    def load_model(directory: Path, model: Any, trust_code: bool) -> tuple[Any, Any]:
+        """(definition, model with the saved weights), from :meth:`save`.
+
+        ``model`` (a ``keras.Model``, which is used as is, or a creator) receives the file's
+        weights; without it the file's architecture is read in Keras' safe mode unless
+        ``trust_code`` (safe mode refuses code in the file, such as ``Lambda`` layers).
+        """
+        file = directory / "model.keras"
+        if model is not None:
+            module = _instantiate(model)
+            with reading(file):
+                module.load_weights(file)
+            return model, module
+        with reading(file):
+            try:
+                module = import_keras().saving.load_model(file, compile=False, safe_mode=not trust_code)
+            except ValueError as error:
+                if "safe_mode" not in str(error):  # Keras' refusal names the option that would lift it
+                    raise
+                raise UntrustedCodeError(
+                    f"{file} holds Python code (such as a Lambda layer), which loading it would run: pass "
+                    "model=... to build the architecture yourself, or trust_code=True if you trust the directory "
+                    "and whoever wrote it"
+                ) from error
+        return module, module
 
 
 class KerasReplica:
@@ -179,6 +196,15 @@ class KerasReplica:
         if self.class_targets:
             return labels.reshape(len(labels)).astype(np.int64)
         return labels.astype(np.float32)
+
+
+def _instantiate(model: Any):
+    """``model`` itself if it is a Keras model, else the model the creator function returns."""
+    keras = import_keras()
+    module = model if isinstance(model, keras.Model) else model()
+    if not isinstance(module, keras.Model):
+        raise TypeError(f"the model function returned {type(module).__name__}, not a keras.Model")
+    return module
 
 
 def _inputs(features: np.ndarray) -> np.ndarray:

@@ -8,11 +8,14 @@ the model, with no packing or unpacking copies.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import numpy as np
+
+from workbench.train.checkpoint import UntrustedCodeError, read_code, reading
 
 __all__ = ["TorchBackend", "TorchReplica", "LOSSES", "to_tensor"]
 
@@ -51,6 +54,7 @@ class TorchBackend:
         self.model_bytes = cloudpickle.dumps(model)
         self.loss_bytes = cloudpickle.dumps(loss)
         self.loss_name = _loss_class_name(loss)
+        self.loss_config = loss if isinstance(loss, str) else None  # a name is saved as text, an object pickled
 
     @property
     def logits(self) -> bool:
@@ -63,34 +67,43 @@ class TorchBackend:
 
         if threads:
             torch.set_num_threads(threads)
-        model = cloudpickle.loads(self.model_bytes)
-        module = model if isinstance(model, torch.nn.Module) else model()
-        if not isinstance(module, torch.nn.Module):
-            raise TypeError(f"the model function returned {type(module).__name__}, not a torch.nn.Module")
-        return self.wrap(module)
+        return self.wrap(_instantiate(cloudpickle.loads(self.model_bytes)))
 
     def wrap(self, module) -> TorchReplica:
         """A replica around an existing module (its parameters move into flat buffers)."""
         return TorchReplica(module, cloudpickle.loads(self.loss_bytes))
 
     def save(self, module, directory: Path) -> None:
-        """The definition (creator or module) and loss cloudpickled; weights as a state dict."""
+        """The weights as a state dict; the definition (creator or module) cloudpickled."""
         import torch
 
         (directory / "model.pkl").write_bytes(self.model_bytes)
-        (directory / "loss.pkl").write_bytes(self.loss_bytes)
         torch.save({k: v.detach().clone() for k, v in module.state_dict().items()}, directory / "weights.pt")
 
-    @classmethod
-    def load(cls, directory: Path) -> tuple[TorchBackend, Any]:
-        """Rebuild from :meth:`save`; weights are read with ``torch.load(weights_only=True)``."""
+    @staticmethod
+    def load_model(directory: Path, model: Any, trust_code: bool) -> tuple[Any, Any]:
+        """(definition, module with the saved weights), from :meth:`save`.
+
+        ``model`` (a module, which is used as is, or a creator) replaces the pickled definition,
+        which is read only with ``trust_code``. The weights are read with
+        ``torch.load(weights_only=True)``, whatever ``trust_code`` says.
+        """
         import torch
 
-        backend = cls(cloudpickle.loads((directory / "model.pkl").read_bytes()),
-                      cloudpickle.loads((directory / "loss.pkl").read_bytes()))
-        replica = backend.build()
-        replica.module.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
-        return backend, replica.module
+        if model is None:
+            model = read_code(directory / "model.pkl", "model", trust_code)
+        module = _instantiate(model)
+        weights = directory / "weights.pt"
+        with reading(weights):
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as error:
+                raise UntrustedCodeError(
+                    f"{weights} holds objects other than tensors and was refused: reading them could run code "
+                    "from the file, so Workbench reads weights only as tensors (trust_code does not change this)"
+                ) from error
+            module.load_state_dict(state)
+        return model, module
 
 
 class TorchReplica:
@@ -247,6 +260,16 @@ def _check_loss(loss: Any) -> Any:
     if callable(loss):
         return loss
     raise TypeError(f"loss must be a name, a torch loss module or a function, not {type(loss).__name__}")
+
+
+def _instantiate(model: Any):
+    """``model`` itself if it is a module, else the module the creator function returns."""
+    import torch
+
+    module = model if isinstance(model, torch.nn.Module) else model()
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"the model function returned {type(module).__name__}, not a torch.nn.Module")
+    return module
 
 
 def _loss_class_name(loss: Any) -> str:
