@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from distributed import Client
     from distributed.deploy import Cluster
 
-__all__ = ["Context", "WorkerInfo", "init", "stop", "current"]
+__all__ = ["Context", "WorkerInfo", "init", "stop", "current", "scheduler_workers"]
 
 CLUSTER_ENV_VAR = "WORKBENCH_CLUSTER"
 
@@ -77,7 +77,7 @@ class Context:
     @property
     def workers(self) -> list[WorkerInfo]:
         """The workers currently connected, sorted by address."""
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        info = scheduler_workers(self.client)
         return [
             WorkerInfo(
                 address=address,
@@ -217,6 +217,15 @@ def current() -> Context | None:
     if _current is None or _current.closed:
         return None
     return _current
+
+
+def scheduler_workers(client: Any) -> dict[str, dict[str, Any]]:
+    """The scheduler's workers (address -> info), asked for now.
+
+    ``Client.scheduler_info()`` is not used: its answer can be the copy its periodic refresh
+    just wrote, which lists no workers.
+    """
+    return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
 
 
 def _reuse(live: Context, requested: dict[str, Any]) -> Context:

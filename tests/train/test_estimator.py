@@ -33,7 +33,7 @@ def test_mlp_learns_a_classification_task(context, table):
     estimator = classifier()
     history = estimator.fit(wb.data.from_pandas(table, npartitions=3), ["a", "b", "c", "d"], "y",
                             epochs=10, batch_size=32, validation_data=table, verbose=False)
-    assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy", "samples_per_s", "time"]
+    assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy", "samples_per_s", "time", "workers"]
     assert list(history.index) == list(range(10))
     assert history["val_accuracy"].iloc[-1] >= 0.95
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
@@ -83,7 +83,7 @@ def test_save_load_round_trip_and_continued_training(context, table, tmp_path):
     estimator = classifier()
     estimator.fit(table, ["a", "b", "c", "d"], "y", epochs=2, batch_size=64, verbose=False)
     estimator.save(tmp_path / "model")
-    restored = wb.Estimator.load(tmp_path / "model")
+    restored = wb.Estimator.load(tmp_path / "model", model=make_mlp)
 
     np.testing.assert_array_equal(restored.get_weights(), estimator.get_weights())
     assert restored.step_ == estimator.step_ and restored.epochs_ == 2
@@ -105,7 +105,7 @@ def test_batchnorm_buffers_are_averaged_and_saved(context, table, tmp_path):
     running_mean = estimator.model_[1].running_mean.clone()
     assert not torch.allclose(running_mean, torch.zeros(8)), "running statistics came back from the workers"
     estimator.save(tmp_path / "bn")
-    torch.testing.assert_close(wb.Estimator.load(tmp_path / "bn").model_[1].running_mean, running_mean)
+    torch.testing.assert_close(wb.Estimator.load(tmp_path / "bn", model=model).model_[1].running_mean, running_mean)
 
 
 def test_callbacks_see_the_step_stream_and_control_training(context, table, tmp_path):
@@ -145,7 +145,7 @@ def test_callbacks_see_the_step_stream_and_control_training(context, table, tmp_
     assert learning_rates == pytest.approx([0.01, 0.005, 0.01 / 3])
     assert recorder.events[0] == "train_begin" and recorder.events[-1] == "train_end"
     assert [p.rsplit("-", 1)[1] for p in checkpoints.saved] == ["0", "1", "2"]
-    assert wb.Estimator.load(checkpoints.saved[-1]).step_ == 3 * per_epoch
+    assert wb.Estimator.load(checkpoints.saved[-1], model=make_mlp).step_ == 3 * per_epoch
 
 
 def test_progress_bar_reports_each_epoch(context, table):
@@ -155,11 +155,17 @@ def test_progress_bar_reports_each_epoch(context, table):
     assert "epoch 0" in text and "epoch 1" in text and "accuracy=" in text
 
 
-def test_checkpoint_dir_gets_a_snapshot_per_epoch(context, table, tmp_path):
+def test_checkpoint_dir_keeps_the_two_newest_snapshots_and_resume_restores_them(context, table, tmp_path):
     estimator = classifier()
-    estimator.fit(table, ["a", "b", "c", "d"], "y", epochs=2, batch_size=128, checkpoint_dir=tmp_path, verbose=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0000", "epoch-0001"]
-    np.testing.assert_array_equal(wb.Estimator.load(tmp_path / "epoch-0001").get_weights(), estimator.get_weights())
+    estimator.fit(table, ["a", "b", "c", "d"], "y", epochs=2, batch_size=128, checkpoint_dir=tmp_path,
+                  snapshot_every=4, verbose=False)
+    assert estimator.steps_per_epoch == 10  # snapshots at steps 4, 8, 10 (epoch end), 12, 16, 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000000000016", "step-000000000020"]
+    again = classifier()
+    history = again.fit(table, ["a", "b", "c", "d"], "y", epochs=2, batch_size=128, checkpoint_dir=tmp_path,
+                        resume=True, verbose=False)
+    assert again.step_ == 20 and list(history.index) == [0, 1]
+    np.testing.assert_array_equal(again.get_weights(), estimator.get_weights())
 
 
 def test_parquet_path_input(context, table, tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 import workbench as wb
 from workbench.data import LocalShard
-from workbench.train.worker import local_batch_sizes
+from workbench.train.plan import local_batch_sizes
 
 from .conftest import make_mlp
 

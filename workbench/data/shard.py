@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from workbench.context import Context
 
-__all__ = ["shard", "Shards", "LocalShard", "as_collection", "as_dask_array", "partition_arrays"]
+__all__ = ["shard", "reshard", "Shards", "LocalShard", "as_collection", "as_dask_array", "partition_arrays"]
 
 Batch = tuple[np.ndarray, "np.ndarray | None"]
 
@@ -53,6 +53,10 @@ class LocalShard:
 
     def __len__(self) -> int:
         return self.n_rows
+
+    def take(self, rows: np.ndarray) -> Batch:
+        """Features and labels of the given local rows, in that order."""
+        return self.features[rows], None if self.labels is None else self.labels[rows]
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         """How many batches :meth:`batches` yields per epoch."""
@@ -83,8 +87,7 @@ class LocalShard:
             else np.arange(self.n_rows)
         )
         for step in range(steps):
-            rows = order[step * batch_size : (step + 1) * batch_size]
-            yield self.features[rows], None if self.labels is None else self.labels[rows]
+            yield self.take(order[step * batch_size : (step + 1) * batch_size])
 
     def __repr__(self) -> str:
         labels = "none" if self.labels is None else f"{self.labels.shape} {self.labels.dtype}"
@@ -98,7 +101,7 @@ class Shards:
     """Training data persisted on the cluster as one balanced shard per worker.
 
     Attributes:
-        workers: address of the worker holding each shard when it was placed.
+        workers: the worker each shard belongs to (one shard per worker); pinned tasks run there.
         rows: number of rows in each shard.
     """
 
@@ -116,12 +119,15 @@ class Shards:
     def num_shards(self) -> int:
         return len(self.futures)
 
-    def map(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Future]:
-        """Run ``function(local_shard, *args, **kwargs)`` once per shard, where the shard lives.
+    def map(self, function: Callable[..., Any], *args: Any, rank_args: Sequence[tuple] | None = None,
+            pinned: bool = False, **kwargs: Any) -> list[Future]:
+        """Run ``function(local_shard, *rank_args[rank], *args, **kwargs)`` once per shard.
 
-        Returns one future per shard, in shard order.
+        Each call runs where its shard lives; ``pinned`` calls run on ``workers[rank]`` and
+        nowhere else (they wait, or are cancelled, if that worker is gone). Returns one future
+        per shard, in shard order.
         """
-        holders = self.client.who_has(self.futures)
+        holders = {} if pinned else self.client.who_has(self.futures)
         return [
             self.client.submit(
                 _call_on_shard,
@@ -129,9 +135,10 @@ class Shards:
                 future,
                 rank,
                 self.num_shards,
+                *(rank_args[rank] if rank_args is not None else ()),
                 *args,
                 workers=list(holders.get(future.key) or [self.workers[rank]]),
-                allow_other_workers=True,
+                allow_other_workers=not pinned,
                 pure=False,
                 **kwargs,
             )
@@ -172,13 +179,28 @@ def shard(
         The persisted :class:`Shards`; errors in the data (NaN, ragged arrays, mismatched
         lengths) are raised here, naming the column.
     """
-    from workbench.context import current
+    from workbench.context import current, scheduler_workers
 
     context = context or current()
     if context is None:
         raise RuntimeError("no Workbench context: call wb.init() before sharding data")
     parts = partition_arrays(data, feature_cols, label_cols, allow_nan)
-    return _place(parts, context.client)
+    client = context.client
+    partitions = client.compute(parts)
+    lengths = client.gather(client.map(_row_count, partitions, pure=False))
+    # the shards keep the partitions' lineage; the partitions leave memory once this returns
+    return _place(partitions, lengths, client, sorted(scheduler_workers(client)))
+
+
+def reshard(shards: Shards, workers: Sequence[str]) -> Shards:
+    """The same rows, in the same order, cut into one balanced shard per worker of ``workers``.
+
+    The new shards are assembled from the old ones where they live; an old shard lost with
+    its worker is recomputed from its lineage first. The old shards are released.
+    """
+    placed = _place(shards.futures, shards.rows, shards.client, list(workers))
+    shards.release()
+    return placed
 
 
 def as_collection(data: Any) -> Any:
@@ -259,14 +281,11 @@ def as_dask_array(values: Any, name: str) -> da.Array:
     return values
 
 
-def _place(parts: list, client: Client) -> Shards:
-    """Persist partitions, then assemble one balanced contiguous row range per worker."""
+def _place(partitions: list[Future], lengths: list[int], client: Client, workers: list[str]) -> Shards:
+    """Assemble one balanced, contiguous row range of the partitions on each worker."""
     from distributed import wait
 
-    partitions = client.compute(parts)
-    lengths = client.gather(client.map(_row_count, partitions, pure=False))
     total = sum(lengths)
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     if total == 0:
         raise ValueError("the data has no rows")
     if not workers:
@@ -291,10 +310,9 @@ def _place(parts: list, client: Client) -> Shards:
     wait(shards)
     for future in shards:
         future.result()  # raise the first assembly error, if any
-    del partitions  # the shards keep their lineage; the partitions need not stay in memory
     rows = [int(sum(stop - start for _, start, stop in rank_pieces)) for rank_pieces in pieces]
-    placed = client.who_has(shards)
-    return Shards(client, shards, [placed[f.key][0] for f in shards], rows)
+    # a shard computed elsewhere moves to its worker with the first task there: one shard per worker
+    return Shards(client, shards, placement, rows)
 
 
 def _plan_pieces(lengths: list[int], num_shards: int) -> list[list[tuple[int, int, int]]]:

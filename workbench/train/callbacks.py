@@ -34,6 +34,10 @@ class Callback:
 
     def on_batch_end(self, step: int, logs: dict | None = None) -> None: ...
 
+    def on_workers_changed(self, event: dict) -> None:
+        """Workers were lost (the fit rolled back to its last snapshot) or joined; ``event``
+        is the row added to ``estimator.events_``."""
+
 
 class CallbackList(Callback):
     """Calls each hook on every callback, in order."""
@@ -64,6 +68,10 @@ class CallbackList(Callback):
     def on_batch_end(self, step, logs=None):
         for c in self.callbacks:
             c.on_batch_end(step, logs)
+
+    def on_workers_changed(self, event):
+        for c in self.callbacks:
+            c.on_workers_changed(event)
 
 
 class _Monitor(Callback):

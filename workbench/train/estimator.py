@@ -1,19 +1,17 @@
 """The Estimator: fit, evaluate, predict, save and load a model on the Workbench cluster.
 
-``fit`` shards the data over the workers, starts one parameter-server shard per worker, then
-runs one task per worker per epoch (the synchronous loop in :mod:`workbench.train.worker`)
-while the driver streams per-step metrics to the callbacks. ``evaluate`` and ``predict`` are
-plain Dask tasks over the partitions of the data with the trained weights.
+``fit`` shards the data over the workers, checks the model on a few rows, and hands over to a
+:class:`~workbench.train.run.TrainingRun`: parameter-server shards on the workers, tasks
+running the synchronous loop of :mod:`workbench.train.worker`, snapshots, and recovery from
+lost workers. ``evaluate`` and ``predict`` are plain Dask tasks over the partitions of the
+data with the trained weights.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import queue
 import sys
-import time
-import uuid
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,8 +28,9 @@ from workbench.train.callbacks import Callback, CallbackList, ProgressBar
 from workbench.train.inference import Weights, evaluate_part, predict_arrays, predict_frame
 from workbench.train.metrics import get_metrics
 from workbench.train.optimizers import SliceOptimizer, from_keras, get_optimizer, optimizer_from_config
-from workbench.train.parameter_server import ParameterServer, StepAborted
-from workbench.train.worker import TrainJob, drop_job, evaluate_shard, local_batch_sizes, train_epoch
+from workbench.train.parameter_server import ParameterServer
+from workbench.train.run import FitSettings, TrainingRun, empty_totals
+from workbench.train.snapshots import Snapshot, open_store
 
 __all__ = ["Estimator"]
 
@@ -39,9 +38,12 @@ __all__ = ["Estimator"]
 class Estimator:
     """Distributed data-parallel training of a model on the current Workbench context.
 
-    Build one with :meth:`from_torch`. Learned state: ``model_`` (the framework model holding
-    the current weights), ``history_`` (per-epoch metrics of the last fit), ``step_``
-    (optimizer steps taken), ``optimizer_state_`` (per-parameter optimizer state).
+    Build one with :meth:`from_torch` or :meth:`from_keras`. Learned state: ``model_`` (the
+    framework model holding the current weights), ``history_`` (per-epoch metrics of the last
+    fit), ``events_`` (workers lost and joined during it: time, workers, steps replayed,
+    recovery seconds), ``workers_`` (the training workers of the current or last fit: rank
+    *n* and parameter shard *n* on ``workers_[n]``), ``step_`` (optimizer steps taken), ``optimizer_state_``
+    (per-parameter optimizer state).
     """
 
     def __init__(self, backend: Any, optimizer: SliceOptimizer, metrics: list | None = None,
@@ -59,6 +61,8 @@ class Estimator:
         self.epochs_ = 0
         self.optimizer_state_: dict[str, np.ndarray] | None = None
         self.history_: pd.DataFrame | None = None
+        self.events_: pd.DataFrame | None = None
+        self.workers_: list[str] | None = None
         self.feature_cols_: list[str] | None = None
         self.label_cols_: list[str] | None = None
         self.stop_training = False
@@ -151,6 +155,10 @@ class Estimator:
         batch_size: int = 32,
         validation_data: Any = None,
         checkpoint_dir: str | os.PathLike | None = None,
+        snapshot_every: int | None = None,
+        resume: bool = False,
+        max_failures: int = 3,
+        on_nonfinite: str = "raise",
         callbacks: list[Callback] | None = None,
         shuffle: bool = True,
         seed: int = 0,
@@ -160,106 +168,97 @@ class Estimator:
     ) -> pd.DataFrame:
         """Train on every worker of the current context; returns the per-epoch history.
 
+        The fit survives the loss of workers: it rolls back to its last snapshot and goes on
+        over the workers left (``events_`` records what happened); workers that join are used
+        from the next epoch. The global batch stays ``batch_size`` whatever the number of
+        workers, so the learning rate needs no rescaling.
+
         Args:
             data: a Dask/pandas DataFrame, a Parquet/CSV path, or ``(X, y)`` arrays.
             feature_cols, label_cols: the columns, for tables.
-            epochs: passes over the data.
+            epochs: passes over the data (with ``resume``, of the fit being resumed).
             batch_size: the global batch, split across workers.
             validation_data: data evaluated after each epoch (``val_`` columns in the history).
-            checkpoint_dir: save the estimator there after each epoch (``epoch-NNNN``).
+            checkpoint_dir: where snapshots go (a local path or an fsspec URL); without it they
+                stay in this process's memory (enough for worker loss, not for a restart).
+            snapshot_every: steps between snapshots, besides each epoch end (None: epoch ends
+                only). A lost worker costs the steps since the last snapshot.
+            resume: continue the fit whose snapshots are in ``checkpoint_dir`` (same model and
+                data), e.g. after a kernel restart; with none there, start afresh. Without
+                ``resume`` a fit starts over and replaces the directory's snapshots.
+            max_failures: worker losses the fit recovers from; one more raises
+                :class:`~workbench.train.run.TrainingFailed`.
+            on_nonfinite: "raise": a NaN/inf loss or gradient stops the fit with
+                :class:`~workbench.train.worker.NonFiniteError` naming the step, the worker and
+                the rows; "skip": such a batch contributes nothing and is counted
+                (``skipped_batches`` in the history).
             callbacks: :class:`~workbench.train.callbacks.Callback` objects.
             shuffle, seed: per-epoch shuffling of each worker's shard.
             log_every: steps between metric reports (the per-step stream for callbacks).
             verbose: show a progress bar (default: when stderr is a terminal).
+            allow_nan: keep NaN values in the data instead of raising ``ValueError``.
         """
         from workbench.context import current
 
         check_positive_int("epochs", epochs)
         check_positive_int("batch_size", batch_size)
         check_positive_int("log_every", log_every)
+        if snapshot_every is not None:
+            check_positive_int("snapshot_every", snapshot_every)
+        if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
+            raise ValueError(f"max_failures must be an integer >= 0, got {max_failures!r}")
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         context = current()
         if context is None:
             raise RuntimeError("no Workbench context: call wb.init() before fit()")
+        store = open_store(checkpoint_dir)
+        if resume and store.url is None:
+            raise ValueError("resume=True needs the checkpoint_dir of the fit to resume")
+        start = store.latest() if resume else None
         client = context.client
         shards = shard(data, feature_cols, label_cols, allow_nan=allow_nan, context=context)
-        if batch_size < shards.num_shards:
-            raise ValueError(f"batch_size={batch_size} is smaller than the {shards.num_shards} workers; each needs a sample")
-        validation = (
-            shard(validation_data, feature_cols, label_cols, allow_nan=allow_nan, context=context)
-            if validation_data is not None
-            else None
-        )
-        self._check_model_on(*client.submit(_head, shards.futures[0], 8).result())
-        self.feature_cols_ = as_list(feature_cols) or None
-        self.label_cols_ = as_list(label_cols) or None
-
-        job_id = uuid.uuid4().hex
-        self._server = ParameterServer(
-            client, self._replica.flat_params, shards.workers, self.optimizer.get_config(),
-            self.clip_norm, self.step_, self.optimizer_state_,
-        )
-        if self._lr_override is not None:
-            self._server.call_all("set_learning_rate", self._lr_override)
-        job = TrainJob(
-            job_id=job_id, backend=self.backend, metrics=self.metrics,
-            batch_sizes=local_batch_sizes(batch_size, shards.num_shards), shard_rows=shards.rows,
-            server=self._server.connect_args(), seed=seed, shuffle=shuffle, log_every=log_every,
-            topic=f"workbench-train-{job_id}",
-        )
-        self.steps_per_epoch = job.steps
-        if verbose is None:
-            verbose = sys.stderr.isatty()
-        callback_list = CallbackList(list(callbacks or []) + ([ProgressBar()] if verbose else []), self)
-        stream = _MetricsStream(client, job.topic, shards.num_shards)
-        buffers = self._replica.get_buffers()
-        rows = []
-        self.stop_training = False
+        validation = None
         try:
-            callback_list.on_train_begin()
-            for _ in range(epochs):
-                logs, buffers = self._run_epoch(job, shards, validation, batch_size, buffers, stream, callback_list)
-                if checkpoint_dir is not None:
-                    self.save(Path(checkpoint_dir) / f"epoch-{logs['epoch']:04d}")
-                rows.append(logs)
-                callback_list.on_epoch_end(logs["epoch"], logs)
-                if self.stop_training:
-                    break
-            self._pull_from_server()
-            callback_list.on_train_end({"epochs": len(rows)})
+            if batch_size < shards.num_shards:
+                raise ValueError(f"batch_size={batch_size} is smaller than the {shards.num_shards} workers; each needs a sample")
+            if validation_data is not None:
+                validation = shard(validation_data, feature_cols, label_cols, allow_nan=allow_nan, context=context)
+            self._check_model_on(*client.submit(_head, shards.futures[0], 8).result())
+            fingerprint = {"backend": self.backend.name, "parameters": int(self._replica.flat_params.size),
+                           "optimizer": self.optimizer.get_config()["name"], "rows": shards.n_rows}
+            if start is not None:
+                store.check_fingerprint(start, fingerprint)
+            else:
+                store.clear()
+                start = self._initial_snapshot(shards.n_rows)
+            self.feature_cols_ = as_list(feature_cols) or None
+            self.label_cols_ = as_list(label_cols) or None
+            if verbose is None:
+                verbose = sys.stderr.isatty()
+            callback_list = CallbackList(list(callbacks or []) + ([ProgressBar()] if verbose else []), self)
+            settings = FitSettings(epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                   log_every=log_every, snapshot_every=snapshot_every, max_failures=max_failures,
+                                   on_nonfinite=on_nonfinite)
+            self.stop_training = False
+            run = TrainingRun(self, shards, validation, store, fingerprint, settings, callback_list)
+            try:
+                run.run(start, start_stored=resume and start.stored is not None)
+            finally:
+                shards = run.layout  # the run may have re-cut the shards
         finally:
-            stream.close()
-            self._server.close()
-            self._server = None
-            client.run(drop_job, job_id)
             shards.release()
             if validation is not None:
                 validation.release()
-        self.history_ = pd.DataFrame(rows).set_index("epoch")
         return self.history_
 
-    def _run_epoch(self, job, shards, validation, batch_size: int, buffers: np.ndarray,
-                   stream: _MetricsStream, callbacks: CallbackList) -> tuple[dict[str, float], np.ndarray]:
-        """One synchronous epoch on every worker, then validation; returns its logs and the
-        replicas' averaged buffers."""
-        epoch = self.epochs_
-        self._server.call_all("set_epoch", epoch)
-        callbacks.on_epoch_begin(epoch)
-        started = time.perf_counter()
-        futures = shards.map(train_epoch, job, epoch, self.step_, buffers)
-        stream.follow(futures, callbacks)
-        results = _gather_root_cause(futures)
-        seconds = time.perf_counter() - started
-        if buffers.size:
-            buffers = _average_buffers([r["buffers"] for r in results])
-            self._replica.set_buffers(buffers)
-        self.step_ += job.steps
-        self.epochs_ += 1
-        logs = {"epoch": epoch, **self._summarise(results)}
-        if validation is not None:
-            scores = shards.client.gather(validation.map(evaluate_shard, job, batch_size, buffers))
-            logs.update({f"val_{k}": v for k, v in self._summarise(scores).items()})
-        logs.update(samples_per_s=sum(r["samples"] for r in results) / seconds, time=seconds)
-        return logs, buffers
+    def _initial_snapshot(self, rows: int) -> Snapshot:
+        """The estimator's current state as the starting point of a new fit."""
+        return Snapshot(
+            step=self.step_, epoch=self.epochs_, epochs_done=0, consumed=np.zeros(rows, dtype=bool),
+            totals=empty_totals(len(self.metrics)), buffers=self._replica.get_buffers(),
+            lr_override=self._lr_override, params=self._replica.flat_params.copy(), state=self.optimizer_state_,
+        )
 
     def _check_model_on(self, features: np.ndarray, labels: np.ndarray | None) -> None:
         """Run model, loss and metrics on a few training rows here, before any training starts."""
@@ -393,34 +392,20 @@ class Estimator:
         checkpoint.save(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Estimator:
-        """An estimator restored by :meth:`save` (weights, optimizer state, history)."""
-        return checkpoint.load(cls, Path(path))
+    def load(cls, path: str | os.PathLike, model: Any = None, loss: Any = None, metrics: list | None = None,
+             trust_code: bool = False) -> Estimator:
+        """An estimator restored by :meth:`save` (weights, optimizer state, history).
 
-
-def _average_buffers(replicas: list[np.ndarray]) -> np.ndarray:
-    """Mean of each buffer value over replicas; values all replicas agree on stay bit-identical
-    (a float32 mean of equal numbers can move by one ulp, e.g. frozen Keras weights)."""
-    stacked = np.stack(replicas)
-    mean = stacked.mean(axis=0, dtype=np.float64).astype(np.float32)
-    same = (stacked == stacked[0]).all(axis=0)
-    mean[same] = stacked[0][same]
-    return mean
+        Loading never runs code stored in the directory unless ``trust_code=True``: weights are
+        read as plain tensors, and a model architecture, loss or metric that was saved as
+        pickled code must be given again (``model``: the function or module that builds it;
+        ``loss``, ``metrics``: as for :meth:`from_torch`).
+        """
+        return checkpoint.load(cls, Path(path), model=model, loss=loss, metrics=metrics, trust_code=trust_code)
 
 
 def _head(pair: tuple, rows: int) -> tuple:
     return pair[0][:rows], None if pair[1] is None else pair[1][:rows]
-
-
-def _gather_root_cause(futures: list) -> list:
-    """Results of all futures; on failure, raise the original error, not a rank it aborted."""
-    from distributed import wait
-
-    wait(futures)
-    errors = [f.exception() for f in futures if f.status == "error"]
-    if errors:
-        raise next((e for e in errors if not isinstance(e, StepAborted)), errors[0])
-    return [f.result() for f in futures]
 
 
 def _resolve_keras_optimizer(keras, optimizer: Any, kwargs: dict[str, Any]) -> SliceOptimizer:
@@ -437,47 +422,3 @@ def _resolve_optimizer(optimizer: Any, kwargs: dict[str, Any]) -> SliceOptimizer
     if isinstance(optimizer, dict):
         return optimizer_from_config(optimizer)
     return get_optimizer(optimizer, **kwargs)
-
-
-class _MetricsStream:
-    """Worker loss reports (a Dask event topic) merged into one per-step stream for callbacks."""
-
-    def __init__(self, client, topic: str, num_ranks: int):
-        self.client = client
-        self.topic = topic
-        self.num_ranks = num_ranks
-        self.events: queue.Queue = queue.Queue()
-        self.pending: dict[int, list[dict]] = {}
-        client.subscribe_topic(topic, lambda event: self.events.put(event[1]))
-
-    def follow(self, futures: list, callbacks: CallbackList) -> None:
-        """Until the futures finish, pass every complete step report to ``on_batch_end``."""
-        while True:
-            done = all(f.done() for f in futures)
-            try:
-                while True:
-                    self._add(self.events.get(timeout=0.05 if not done else 0), callbacks)
-            except queue.Empty:
-                pass
-            if done:
-                return
-
-    def _add(self, report: dict, callbacks: CallbackList) -> None:
-        reports = self.pending.setdefault(report["step"], [])
-        reports.append(report)
-        if len(reports) < self.num_ranks:
-            return
-        del self.pending[report["step"]]
-        samples = sum(r["samples"] for r in reports)
-        seconds = max(r["seconds"] for r in reports)
-        callbacks.on_batch_end(
-            report["step"],
-            {
-                "epoch": report["epoch"],
-                "loss": sum(r["loss_sum"] for r in reports) / samples if samples else math.nan,
-                "samples_per_s": samples / seconds if seconds else math.nan,
-            },
-        )
-
-    def close(self) -> None:
-        self.client.unsubscribe_topic(self.topic)

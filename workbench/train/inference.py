@@ -15,7 +15,7 @@ import pandas as pd
 
 from workbench.train.worker import evaluate_batches
 
-__all__ = ["Weights", "predict_arrays", "predict_frame", "evaluate_part"]
+__all__ = ["Weights", "predict_arrays", "predict_frame", "evaluate_part", "evaluate_shard"]
 
 _CACHE_SIZE = 2
 _replicas: OrderedDict[str, Any] = OrderedDict()
@@ -64,3 +64,8 @@ def evaluate_part(pair: tuple, weights: Weights, metrics: list, batch_size: int)
     features, labels = pair
     batches = ((features[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, len(features), batch_size))
     return evaluate_batches(weights.replica(), metrics, batches)
+
+
+def evaluate_shard(local_shard: Any, weights: Weights, metrics: list, batch_size: int) -> dict[str, Any]:
+    """Loss and metric sums of one persisted shard (validation during fit)."""
+    return evaluate_batches(weights.replica(), metrics, local_shard.batches(batch_size, shuffle=False))

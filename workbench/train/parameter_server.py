@@ -25,12 +25,14 @@ import secrets
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from workbench.train.optimizers import clip_scale, optimizer_from_config
+from workbench.train.snapshots import write_arrays
 
 __all__ = ["ParameterServer", "ParameterShard", "ShardConnections", "StepAborted", "slice_bounds"]
 
@@ -61,6 +63,8 @@ class ParameterServer:
         optimizer: optimizer config (see :mod:`workbench.train.optimizers`).
         clip_norm: clip the global gradient norm to this value.
         step: optimizer steps already taken; state: full-length optimizer state (resuming).
+        wait: ``wait(calls) -> results`` for a list of actor calls; the default blocks on each,
+            a fit passes one that also watches for lost workers.
     """
 
     def __init__(
@@ -72,8 +76,11 @@ class ParameterServer:
         clip_norm: float | None = None,
         step: int = 0,
         state: dict[str, np.ndarray] | None = None,
+        wait: Callable[[list], list] | None = None,
     ):
         self.client = client
+        self.workers = list(workers)
+        self.wait = wait or (lambda calls: [call.result() for call in calls])
         self.size = params.size
         self.bounds = slice_bounds(params.size, len(workers))
         # weights (not training data) go to their shard's worker directly, outside the graph
@@ -84,6 +91,7 @@ class ParameterServer:
         futures = [
             client.submit(
                 ParameterShard,
+                index,
                 initial,
                 optimizer,
                 len(workers),
@@ -95,17 +103,19 @@ class ParameterServer:
                 allow_other_workers=False,
                 pure=False,
             )
-            for (lo, hi), worker, initial in zip(self.bounds, workers, slices)
+            for index, ((lo, hi), worker, initial) in enumerate(zip(self.bounds, workers, slices))
         ]
         self.futures = futures
-        self.actors = [future.result() for future in futures]
+        self.actors = self.wait(futures)
         self.keys = [future.key for future in futures]
         self.clip_norm = clip_norm
 
-    def call_all(self, method: str, *args: Any) -> list[Any]:
-        """Call an actor method on every shard concurrently; return the results in order."""
-        calls = [getattr(actor, method)(*args) for actor in self.actors]
-        return [call.result() for call in calls]
+    def call_all(self, method: str, *args: Any, workers: set[str] | None = None) -> list[Any]:
+        """Call an actor method on every shard (or those on ``workers``) concurrently; return
+        the results in shard order."""
+        calls = [getattr(actor, method)(*args) for actor, worker in zip(self.actors, self.workers)
+                 if workers is None or worker in workers]
+        return self.wait(calls)
 
     def snapshot(self) -> dict[str, Any]:
         """The full parameter vector, optimizer state and step, gathered from the shards."""
@@ -116,12 +126,20 @@ class ParameterServer:
             "step": parts[0]["step"],
         }
 
+    def save(self, folder_url: str) -> None:
+        """Every shard writes its slice and optimizer state to ``folder_url/shard-NNNN.npz``."""
+        self.call_all("save", folder_url)
+
     def connect_args(self) -> tuple:
         """What a worker passes to :class:`ShardConnections`."""
         return self.actors, self.keys, self.bounds, self.clip_norm
 
-    def close(self) -> None:
-        self.call_all("close")
+    def close(self, alive: set[str] | None = None) -> None:
+        """Stop the shards; with ``alive``, first fail any step in flight, and reach only the
+        shards on those workers (the others are gone with their worker)."""
+        if alive is not None:
+            self.call_all("abort", "the fit is recovering from a lost worker", workers=alive)
+        self.call_all("close", workers=alive)
         for future in self.futures:
             future.release()
 
@@ -130,6 +148,7 @@ class ParameterShard:
     """One slice of the parameters and its optimizer state (a Dask actor).
 
     Args:
+        index: the slice's position (shard *index* of the server).
         params: the initial values of this slice.
         optimizer: config of a :class:`~workbench.train.optimizers.SliceOptimizer`.
         num_workers: how many workers contribute a gradient every step.
@@ -140,6 +159,7 @@ class ParameterShard:
 
     def __init__(
         self,
+        index: int,
         params: np.ndarray,
         optimizer: dict[str, Any],
         num_workers: int,
@@ -147,6 +167,7 @@ class ParameterShard:
         step: int = 0,
         state: dict[str, np.ndarray] | None = None,
     ):
+        self.index = index
         self.params = np.array(params, dtype=np.float32)
         self.optimizer = optimizer_from_config(optimizer)
         self.state = state if state is not None else self.optimizer.init_state(self.params.size)
@@ -174,6 +195,10 @@ class ParameterShard:
 
     def get_params(self) -> np.ndarray:
         return self.params
+
+    def save(self, folder_url: str) -> None:
+        """Write this slice and its optimizer state into a snapshot folder (atomically)."""
+        write_arrays(f"{folder_url}/shard-{self.index:04d}.npz", None, {"params": self.params, **self.state})
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -361,8 +386,8 @@ class _ShardServer:
         try:
             while True:
                 header = _recv_exact(conn, _HEADER.size, eof_ok=True)
-                if not header:
-                    return  # the worker closed the stream
+                if not header:  # the worker closed the stream: fine only once the shard is closed
+                    raise StepAborted(f"worker {who} of this shard disconnected")
                 (step,) = _HEADER.unpack(header)
                 round_.check_step(step)
                 sending = sender.submit(self._send_params, conn, step)
@@ -405,12 +430,16 @@ class ShardConnections:
         clip_norm: the gradient clipping norm the shards were started with.
         params: this worker's flat parameter buffer: filled with the shards' current values
             here, then updated in place by every step.
+        eager: stream each gradient slice as soon as backward has finished it (overlapping
+            communication with backward); otherwise nothing leaves before :meth:`finish`, so
+            the worker can still inspect or discard the whole gradient.
     """
 
     def __init__(self, shards: list, keys: list[str], bounds: list[tuple[int, int]], clip_norm: float | None,
-                 params: np.ndarray):
+                 params: np.ndarray, eager: bool = True):
         from distributed import get_worker
 
+        self.eager = eager
         self.backward_done = threading.Event()
         actors = get_worker().state.actors
         self.shards = shards
@@ -454,6 +483,10 @@ class ShardConnections:
 
     def slice_ready(self, index: int) -> None:
         """Shard ``index``'s gradient slice is final: stream it now, overlapping the backward."""
+        if self.eager:
+            self._send_slice(index)
+
+    def _send_slice(self, index: int) -> None:
         if index in self.remote and index not in self.sent:
             self.sent.add(index)
             lo, hi = self.bounds[index]
@@ -463,7 +496,7 @@ class ShardConnections:
         """The whole gradient is final: send what is left, serve local shards, wait for the step."""
         self.backward_done.set()
         for index in self.remote:
-            self.slice_ready(index)
+            self._send_slice(index)
         for index, shard in self.local.items():
             lo, hi = self.bounds[index]
             shard.contribute_local(self.step, self.grad[lo:hi], self.norms.share)
@@ -484,11 +517,13 @@ class ShardConnections:
         _recv_into(conn, memoryview(out).cast("B"))
 
     def abort(self, error: BaseException) -> None:
-        """This worker failed mid-step: fail the step on every shard (control plane)."""
+        """This worker failed mid-step: fail the step on every shard (control plane).
+
+        The calls are not waited for: a shard whose worker is gone would hold this worker up.
+        """
         self.backward_done.set()  # release this worker's receive threads too
-        calls = [shard.abort(f"a worker failed: {type(error).__name__}: {error}") for shard in self.shards]
-        for call in calls:
-            call.result(timeout=30)
+        for shard in self.shards:
+            shard.abort(f"a worker failed: {type(error).__name__}: {error}")
 
     def close(self) -> None:
         for conn in self.remote.values():

@@ -1,17 +1,23 @@
-"""What runs on each worker: the synchronous training loop and the inference tasks.
+"""What runs on each worker: the synchronous training loop.
 
-A worker keeps one model replica per training job in this process between epochs (so the
-model is built once per fit). Every step of an epoch it computes the gradient of its local
+A worker keeps one model replica per training job in this process between tasks (so the
+model is built once per shard layout). A task trains a run of steps on rows the driver
+planned (:mod:`workbench.train.plan`): every step it computes the gradient of its local
 mini-batch, weighted by the batch's share of the global batch, pushes it to the parameter
 server and pulls the new parameters straight into the replica. Every ``log_every`` steps it
 reports its loss on a Dask event topic, which the driver turns into the per-step metrics
 stream.
+
+A non-finite loss or gradient stops the fit (:class:`NonFiniteError`, naming the step, the
+worker and the rows of the batch); with ``on_nonfinite="skip"`` the batch contributes nothing
+and is counted instead.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,43 +26,26 @@ from workbench.data.shard import LocalShard
 from workbench.train.metrics import Metric
 from workbench.train.parameter_server import ShardConnections, StepAborted
 
-__all__ = ["TrainJob", "local_batch_sizes", "steps_per_epoch", "step_sizes", "train_epoch", "evaluate_shard", "drop_job"]
+__all__ = ["TrainJob", "NonFiniteError", "train_steps", "evaluate_batches", "drop_job"]
+
+
+class NonFiniteError(FloatingPointError):
+    """A training step produced a NaN or infinite loss or gradient."""
 
 
 @dataclass
 class TrainJob:
-    """Everything a worker needs to take part in one fit (sent with every epoch task)."""
+    """Everything a worker needs to take part in a fit on one shard layout."""
 
     job_id: str
     backend: Any
     metrics: list[Metric]
     batch_sizes: list[int]  # local batch size of each rank
-    shard_rows: list[int]  # rows in each rank's shard
+    offsets: list[int]  # global row number of each rank's first row
     server: tuple  # ParameterServer.connect_args()
-    seed: int
-    shuffle: bool
     log_every: int
     topic: str
-    steps: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.steps = steps_per_epoch(self.shard_rows, self.batch_sizes)
-
-
-def local_batch_sizes(global_batch: int, num_ranks: int) -> list[int]:
-    """Split the global batch over ranks; the first ``global_batch % num_ranks`` get one more."""
-    base, extra = divmod(global_batch, num_ranks)
-    return [base + (1 if rank < extra else 0) for rank in range(num_ranks)]
-
-
-def steps_per_epoch(rows: list[int], batch_sizes: list[int]) -> int:
-    """Synchronous steps in an epoch: enough for the rank with the most batches."""
-    return max(-(-n // b) for n, b in zip(rows, batch_sizes))
-
-
-def step_sizes(rows: list[int], batch_sizes: list[int], step: int) -> list[int]:
-    """How many samples each rank contributes at ``step`` (0-based, within the epoch)."""
-    return [max(0, min(b, n - step * b)) for n, b in zip(rows, batch_sizes)]
+    on_nonfinite: str = "raise"  # or "skip"
 
 
 class _Participant:
@@ -66,7 +55,9 @@ class _Participant:
         from distributed import get_worker
 
         self.replica = job.backend.build(threads=get_worker().state.nthreads)
-        self.connections = ShardConnections(*job.server, self.replica.flat_params)
+        # to skip a bad batch its gradient must be checked before any of it leaves
+        eager = job.on_nonfinite != "skip"
+        self.connections = ShardConnections(*job.server, self.replica.flat_params, eager=eager)
         self.replica.params_changed()  # the connections filled flat_params from the shards
         self.replica.watch_gradients(self.connections.bounds, self.connections.slice_ready)
 
@@ -90,10 +81,31 @@ def drop_job(job_id: str) -> None:
         participant.close()
 
 
-def train_epoch(
-    local_shard: LocalShard, job: TrainJob, epoch: int, first_step: int, buffers: np.ndarray | None
+def train_steps(
+    local_shard: LocalShard,
+    rows: np.ndarray,
+    job: TrainJob,
+    first_step: int,
+    global_batches: list[int],
+    buffers: np.ndarray | None,
+    epoch: int,
 ) -> dict[str, Any]:
-    """Run one epoch of synchronous steps on this worker's shard; return its sums."""
+    """Train steps ``first_step, first_step + 1, ...``, one per entry of ``global_batches``.
+
+    Args:
+        local_shard: this rank's rows.
+        rows: the local rows to train on, in order, this rank's batch size per step (the
+            rank contributes nothing to steps past the end of ``rows``).
+        job: the fit's settings for the current shard layout.
+        first_step: the optimizer step number of the first step.
+        global_batches: samples of all ranks together at each step (the gradient weights).
+        buffers: model buffers to start from (None: keep the replica's).
+        epoch: the epoch the steps belong to (for the reports).
+
+    Returns:
+        Loss and metric sums of the rows trained on, batches skipped, seconds, and the
+        replica's buffers.
+    """
     from distributed import get_worker
 
     worker = get_worker()
@@ -102,32 +114,40 @@ def train_epoch(
     if buffers is not None and buffers.size:
         replica.set_buffers(buffers)
     rank = local_shard.rank
-    batches = local_shard.batches(job.batch_sizes[rank], epoch=epoch, seed=job.seed, shuffle=job.shuffle)
+    size = job.batch_sizes[rank]
     totals = _Totals(job.metrics)
     window = _Totals([])
+    skipped = 0
     start = window_start = time.perf_counter()
     try:
-        for step in range(job.steps):
-            global_samples = sum(step_sizes(job.shard_rows, job.batch_sizes, step))
-            batch = next(batches, None)
-            participant.connections.start(first_step + step + 1, replica.flat_grad)
-            if batch is None:
-                replica.zero_grad()  # this rank ran out of rows: it contributes nothing this step
+        for index, global_batch in enumerate(global_batches):
+            step = first_step + index
+            batch_rows = rows[index * size : (index + 1) * size]
+            participant.connections.start(step, replica.flat_grad)
+            if len(batch_rows):
+                features, labels = local_shard.take(batch_rows)
+                loss, output = replica.train_step(features, labels, len(batch_rows) / global_batch)
+                if _finite(loss, replica.flat_grad):
+                    totals.add(loss, output, labels)
+                    window.add(loss, output, labels)
+                elif job.on_nonfinite == "skip":
+                    replica.zero_grad()
+                    skipped += 1
+                else:
+                    rows_ids = job.offsets[rank] + batch_rows
+                    raise NonFiniteError(_describe_fault(loss, step, epoch, worker.address, rank, rows_ids))
             else:
-                features, labels = batch
-                loss, output = replica.train_step(features, labels, len(features) / global_samples)
-                totals.add(loss, output, labels)
-                window.add(loss, output, labels)
+                replica.zero_grad()  # this rank has no rows left this epoch: it contributes nothing
             participant.connections.finish()
             replica.params_changed()
-            if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
+            if (index + 1) % job.log_every == 0 or index + 1 == len(global_batches):
                 now = time.perf_counter()
                 worker.log_event(
                     job.topic,
                     {  # plain Python numbers: event messages must be msgpack-serialisable
                         "rank": int(rank),
                         "epoch": int(epoch),
-                        "step": int(first_step + step + 1),
+                        "step": int(step),
                         "loss_sum": float(window.loss_sum),
                         "samples": int(window.samples),
                         "seconds": float(now - window_start),
@@ -140,16 +160,24 @@ def train_epoch(
         participant.connections.abort(error)
         raise
     result = totals.as_dict()
-    result.update(seconds=time.perf_counter() - start, buffers=replica.get_buffers())
+    result.update(skipped=skipped, seconds=time.perf_counter() - start, buffers=replica.get_buffers())
     return result
 
 
-def evaluate_shard(local_shard: LocalShard, job: TrainJob, batch_size: int, buffers: np.ndarray | None) -> dict:
-    """Loss and metric sums of the job's current parameters on this worker's shard."""
-    replica = _participant(job).replica
-    if buffers is not None and buffers.size:
-        replica.set_buffers(buffers)
-    return evaluate_batches(replica, job.metrics, local_shard.batches(batch_size, shuffle=False))
+def _finite(loss: float, grad: np.ndarray) -> bool:
+    """Whether the loss and every gradient value are finite (a float64 sum keeps NaN and inf)."""
+    return math.isfinite(loss) and math.isfinite(float(np.add.reduce(grad, dtype=np.float64)))
+
+
+def _describe_fault(loss: float, step: int, epoch: int, worker: str, rank: int, row_ids: np.ndarray) -> str:
+    what = f"loss ({loss})" if not math.isfinite(loss) else "gradient (the loss is finite)"
+    shown = ", ".join(str(i) for i in np.sort(row_ids)[:8]) + (", ..." if len(row_ids) > 8 else "")
+    return (
+        f"non-finite {what} at step {step} (epoch {epoch}) on worker {worker} (rank {rank}), in the batch of "
+        f"{len(row_ids)} training rows {shown} (row numbers in the order of the data, {int(row_ids.min())}.."
+        f"{int(row_ids.max())}); look for NaN/inf or extreme values there, lower the learning rate, or pass "
+        "on_nonfinite='skip' to skip such batches"
+    )
 
 
 def evaluate_batches(replica: Any, metrics: list[Metric], batches) -> dict[str, Any]:
