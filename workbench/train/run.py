@@ -41,7 +41,7 @@ from workbench.train.worker import TrainJob, drop_job, train_steps
 
 __all__ = ["FitSettings", "TrainingRun", "TrainingFailed", "empty_totals"]
 
-#: Seconds between two looks at the scheduler's worker list while waiting.
+#: Seconds between two looks at the scheduler's worker list (and the metrics stream) while waiting.
 _WATCH_INTERVAL = 0.25
 #: After a transport error, how long the scheduler gets to report the worker it lost.
 _LOSS_GRACE = 10.0
@@ -325,8 +325,8 @@ class TrainingRun:
                 self.client.cancel(self.running)
                 self.running = []
             self.client.run(drop_job, self.job.job_id, workers=sorted(alive), on_error="ignore")
-        except (*_TRANSPORT_ERRORS, _WorkersLost):
-            pass  # another worker went away meanwhile: the next recovery step finds it
+        except (*_TRANSPORT_ERRORS, _WorkersLost, RuntimeError):
+            pass  # another worker went away meanwhile (its actors raise RuntimeError): recovery finds it
 
     def _recover(self, lost: _WorkersLost) -> None:
         """Roll back to the last snapshot and go on over the workers still alive."""
@@ -400,26 +400,43 @@ class TrainingRun:
 
     def _wait(self, calls: list) -> list:
         """Results of futures or actor calls, unless a worker of the run is lost meanwhile."""
-        while not all(call.done() for call in calls):
-            self._check_workers()
-            time.sleep(0.005)
-        return self._results(calls)
+        results, errors = [], []
+        for call in calls:
+            while True:
+                try:
+                    results.append(call.result(timeout=_WATCH_INTERVAL))
+                    break
+                except TimeoutError as error:
+                    if call.done():  # the call itself raised it
+                        errors.append(error)
+                        break
+                    self._check_workers()  # e.g. a result lost with its worker never comes
+                except Exception as error:  # noqa: BLE001 - the root cause is chosen below
+                    errors.append(error)
+                    break
+        self._raise_failure(errors)
+        return results
 
     def _follow(self, futures: list) -> list:
-        """Like :meth:`_wait`, passing the metrics stream to the callbacks meanwhile."""
-        while True:
-            done = [future.done() for future in futures]
-            if self.stream is not None:
-                self.stream.drain(self.callbacks, timeout=0 if all(done) else 0.05)
-            if all(done) or any(f.status == "error" for f in futures):
-                return self._results(futures)
-            self._check_workers()
+        """Like :meth:`_wait` for tasks, passing the metrics stream to the callbacks meanwhile."""
+        from distributed import wait
 
-    def _results(self, calls: list) -> list:
-        """The results; on failure a lost worker if there is one, else the root-cause error."""
-        errors = [error for error in (_exception(call) for call in calls) if error is not None]
+        while True:
+            try:
+                wait(futures, timeout=_WATCH_INTERVAL)
+            except TimeoutError:
+                pass
+            if self.stream is not None:
+                self.stream.drain(self.callbacks)
+            self._raise_failure([error for error in map(_exception, futures) if error is not None])
+            if all(future.status == "finished" for future in futures):
+                return self._wait(futures)
+            self._check_workers()  # the task of a lost worker stays pending: it is pinned there
+
+    def _raise_failure(self, errors: list[BaseException]) -> None:
+        """Raise the root cause of failed calls: a lost worker if there is one, else the error."""
         if not errors:
-            return [call.result() for call in calls]
+            return
         root = next((e for e in errors if not isinstance(e, _TRANSPORT_ERRORS)), None)
         if root is not None:
             raise root
@@ -431,9 +448,18 @@ class TrainingRun:
 
 
 def _exception(call: Any) -> BaseException | None:
-    """The error of a finished future or actor call, or None."""
-    if hasattr(call, "status"):
-        return call.exception() if call.status == "error" else None
+    """The error of a failed future or actor call; None while it runs or when it succeeded."""
+    if hasattr(call, "status"):  # a task future
+        if call.status != "error":
+            return None
+        try:
+            error = call.exception(timeout=1)
+        except TimeoutError:
+            error = None
+        # None: the scheduler has reset the task since (a dependency moved); still a failure
+        return error or StepAborted("a training task failed and was reset by the scheduler")
+    if not call.done():
+        return None
     try:
         call.result()
     except BaseException as error:  # an actor call re-raises its error
@@ -463,14 +489,13 @@ class _MetricsStream:
         self.last_step = 0
         client.subscribe_topic(topic, lambda event: self.events.put(event[1]))
 
-    def drain(self, callbacks: CallbackList, timeout: float) -> None:
-        """Pass every complete step report received (waiting up to ``timeout`` for the first)."""
-        try:
-            while True:
-                self._add(self.events.get(timeout=timeout) if timeout else self.events.get_nowait(), callbacks)
-                timeout = 0
-        except queue.Empty:
-            pass
+    def drain(self, callbacks: CallbackList) -> None:
+        """Pass every complete step report received so far to the callbacks."""
+        while True:
+            try:
+                self._add(self.events.get_nowait(), callbacks)
+            except queue.Empty:
+                return
 
     def _add(self, report: dict, callbacks: CallbackList) -> None:
         reports = self.pending.setdefault(report["step"], [])
