@@ -153,3 +153,14 @@ def test_a_new_process_resumes_a_killed_fit_from_its_last_snapshot(tmp_path):
     assert outcome["start_step"] == killed_at, "resumed from the last snapshot, not from scratch"
     assert outcome["step"] == EPOCHS * STEPS_PER_EPOCH
     assert outcome["epochs"] == list(range(EPOCHS)) and outcome["rows_not_once"] == [0] * EPOCHS
+
+
+def test_beyond_max_failures_the_fit_stops_saying_how_to_resume(three_workers, tmp_path):
+    killer = faults.KillAt(35, lambda estimator: estimator.workers_[2])
+    estimator = faults.estimator()
+    with pytest.raises(wb.train.TrainingFailed, match=r"max_failures=0.*resume=True") as caught:
+        estimator.fit(faults.rows_with_ids(), epochs=EPOCHS, batch_size=faults.BATCH, snapshot_every=10,
+                      checkpoint_dir=tmp_path, max_failures=0, log_every=1, callbacks=[killer], verbose=False)
+    assert str(tmp_path) in str(caught.value)
+    assert estimator.step_ == 30, "the estimator holds the last snapshot"
+    assert list(estimator.history_.index) == [], "no epoch finished"

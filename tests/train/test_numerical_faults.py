@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.train.worker import NonFiniteError
+from workbench.train import NonFiniteError
 
 POISON_ROW = 777
 
