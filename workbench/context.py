@@ -181,11 +181,12 @@ def init(
         "threads_per_worker": threads_per_worker,
         "memory_limit": memory_limit,
     }
+    options = {name: requested[name] for name in _LOCAL_OPTIONS}
+    local_options = _validated_local_options(**options)  # a bad value is named even with a live context
     if _current is not None and not _current.closed:
         return _reuse(_current, requested)
 
     spec = _resolve_cluster(cluster)
-    options = {name: requested[name] for name in _LOCAL_OPTIONS}
     given = [name for name in _LOCAL_OPTIONS if options[name] is not None]
     if spec != "local" and given:
         raise ValueError(
@@ -197,7 +198,7 @@ def init(
     )
 
     if spec == "local":
-        _current = _start_local(**_validated_local_options(**options))
+        _current = _start_local(**local_options)
     elif isinstance(spec, str):
         _current = _connect(spec, connect_timeout)
     else:

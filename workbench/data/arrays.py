@@ -123,7 +123,7 @@ def _stack(parts: list[np.ndarray], scalar_ndim: int) -> np.ndarray:
 
 
 def _reject_nan(values: np.ndarray, what: str, where) -> None:
-    if values.dtype.kind not in "fc":
+    if values.dtype.kind not in "fc" or values.size == 0:  # an empty partition holds no NaN
         return
     bad_rows = np.flatnonzero(np.isnan(values.reshape(len(values), -1)).any(axis=1))
     if bad_rows.size:

@@ -21,6 +21,8 @@ __all__ = ["MissingPathError", "read_parquet", "read_csv", "from_pandas", "from_
 
 #: Upper bound of one chunk/partition made from in-memory data.
 _TARGET_CHUNK_BYTES = 64 * 2**20
+#: First and last four bytes of a Parquet file (PARE: an encrypted footer).
+_PARQUET_MAGIC = (b"PAR1", b"PARE")
 
 
 class MissingPathError(FileNotFoundError, ValueError):
@@ -43,7 +45,11 @@ def read_parquet(
         **kwargs: passed to :func:`dask.dataframe.read_parquet`.
     """
     paths = _existing_paths(path, reader="read_parquet")
-    frame = dd.read_parquet(paths if len(paths) > 1 else paths[0], **kwargs)
+    _check_parquet_files(paths)
+    try:
+        frame = dd.read_parquet(paths if len(paths) > 1 else paths[0], **kwargs)
+    except ValueError as error:  # pyarrow's ArrowInvalid, re-raised by dask with a note in front
+        raise ValueError(f"read_parquet: cannot read {_show(path)}: {error.__cause__ or error}") from error
     return _select_columns(frame, columns, source=path)
 
 
@@ -64,6 +70,11 @@ def read_csv(
         frame = dd.read_csv(paths, **kwargs)
     except pd.errors.EmptyDataError as error:
         raise ValueError(f"read_csv: {_show(path)} holds no data ({error})") from error
+    except (UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise ValueError(
+            f"read_csv: {_show(path)} cannot be read as CSV ({type(error).__name__}: {error}); "
+            "check the file, or pass encoding=, sep=, ... for its format"
+        ) from error
     return _select_columns(frame, columns, source=path)
 
 
@@ -134,6 +145,38 @@ def _existing_paths(path: Any, reader: str) -> list[str]:
             raise MissingPathError(f"{reader}: no such file or directory: {text!r}")
         protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
         found.extend(m if protocol == "file" else f"{protocol}://{m}" for m in existing)
+    return found
+
+
+def _check_parquet_files(paths: list[str]) -> None:
+    """Refuse a local file that is not Parquet (damaged, cut short, another format), naming it.
+
+    A Parquet file starts and ends with a magic number; without this check a bad file in a
+    directory fails later, in a task, with an error that does not say which file. Files on
+    remote filesystems are left to the reading tasks (a check costs a request per file there).
+    """
+    for path in paths:
+        if "://" in path:
+            continue
+        for file in [path] if os.path.isfile(path) else _dataset_files(path):
+            size = os.path.getsize(file)
+            with open(file, "rb") as handle:
+                head = handle.read(4)
+                handle.seek(max(0, size - 4))
+                tail = handle.read(4)
+            if size < 12 or head not in _PARQUET_MAGIC or tail not in _PARQUET_MAGIC:
+                raise ValueError(
+                    f"read_parquet: {file} is not a Parquet file ({size} bytes without Parquet's "
+                    "header and footer: damaged, cut short, or another format)"
+                )
+
+
+def _dataset_files(directory: str) -> list[str]:
+    """The files of a Parquet dataset directory, skipping names that start with '.' or '_' as pyarrow does."""
+    found = []
+    for root, folders, files in os.walk(directory):
+        folders[:] = sorted(f for f in folders if not f.startswith((".", "_")))
+        found.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith((".", "_")))
     return found
 
 

@@ -287,7 +287,7 @@ def _place(partitions: list[Future], lengths: list[int], client: Client, workers
 
     total = sum(lengths)
     if total == 0:
-        raise ValueError("the data has no rows")
+        raise ValueError(f"the data has no rows (all its {len(lengths)} partition(s) are empty)")
     if not workers:
         raise RuntimeError("the cluster has no workers to hold the data")
     if total < len(workers):

@@ -52,6 +52,13 @@ class UntrustedCodeError(ValueError):
 def save(estimator: Any, path: Path) -> None:
     """Write ``estimator`` to the directory ``path`` (replacing it atomically)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"cannot save to {path}: it is a file, and an estimator is saved as a directory")
+    for parent in path.parents:  # the nearest one that exists must be a directory
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot save to {path}: {parent} is a file, not a directory")
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     staging.mkdir()
@@ -149,6 +156,13 @@ def reading(file: Path) -> Iterator[None]:
 def _read_config(path: Path) -> dict[str, Any]:
     """The checked contents of ``workbench.json``."""
     file = path / "workbench.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no saved Workbench estimator at {path}: it does not exist")
+    if not path.is_dir():
+        raise ValueError(
+            f"{path} is a file, not a directory written by Estimator.save: load a TorchScript or Keras model "
+            "file with wb.Net.load, or give the model to Estimator.from_torch / Estimator.from_keras"
+        )
     if not file.is_file():
         raise FileNotFoundError(f"{path} is not a saved Workbench estimator (no workbench.json)")
     with reading(file):

@@ -25,7 +25,7 @@ from workbench.data.arrays import check_columns, frame_to_arrays
 from workbench.data.shard import as_collection, as_dask_array, partition_arrays, shard
 from workbench.train import checkpoint
 from workbench.train.callbacks import Callback, CallbackList, ProgressBar
-from workbench.train.inference import Weights, evaluate_part, predict_arrays, predict_frame
+from workbench.train.inference import Weights, check_loss, evaluate_part, model_output, predict_arrays, predict_frame
 from workbench.train.metrics import get_metrics
 from workbench.train.optimizers import SliceOptimizer, from_keras, get_optimizer, optimizer_from_config
 from workbench.train.parameter_server import ParameterServer
@@ -243,7 +243,7 @@ class Estimator:
             self.stop_training = False
             run = TrainingRun(self, shards, validation, store, fingerprint, settings, callback_list)
             try:
-                run.run(start, start_stored=resume and start.stored is not None)
+                run.run(start, start_stored=start.stored is not None)
             finally:
                 shards = run.layout  # the run may have re-cut the shards
         finally:
@@ -262,25 +262,10 @@ class Estimator:
 
     def _check_model_on(self, features: np.ndarray, labels: np.ndarray | None) -> None:
         """Run model, loss and metrics on a few training rows here, before any training starts."""
-        try:
-            output = self._replica.predict(features)
-        except Exception as error:
-            raise ValueError(
-                f"the model does not accept the training features (batch shape {features.shape[1:]}, "
-                f"dtype {features.dtype}): {type(error).__name__}: {error}"
-            ) from error
+        output = model_output(self._replica, features, "training")
         if labels is None:
             raise ValueError("fit() needs labels: give label_cols for a table, or (X, y) arrays")
-        try:
-            self._replica.loss_value(output, labels)
-            for metric in self.metrics:
-                metric.update(output, labels)
-        except Exception as error:
-            raise ValueError(
-                f"the loss {self.backend.loss_name!r} or the metrics do not fit the model output "
-                f"(shape {output.shape[1:]}) and the labels (shape {labels.shape[1:]}, values "
-                f"{labels.min()}..{labels.max()}): {type(error).__name__}: {error}"
-            ) from error
+        check_loss(self._replica, self.metrics, self.backend.loss_name, output, labels)
 
     def _summarise(self, results: list[dict]) -> dict[str, float]:
         samples = sum(r["samples"] for r in results)
@@ -364,15 +349,16 @@ class Estimator:
                 raise ValueError("predict() on a table needs feature_cols (or a fit() that set them)")
             check_columns(data.columns, data.dtypes, columns, "feature")
             to_arrays = partial(frame_to_arrays, feature_cols=columns, label_cols=[], allow_nan=allow_nan)
-            sample = predict_frame(data.head(1, npartitions=-1), weights, to_arrays, batch_size, None)
-            names = ["prediction"] if sample.shape[1] == 1 else [f"prediction_{i}" for i in range(sample.shape[1])]
-            meta = pd.DataFrame({name: pd.Series(dtype=sample.dtypes.iloc[0]) for name in names})
+            sample = model_output(weights.replica(), to_arrays(data.head(1, npartitions=-1))[0], "prediction")
+            width = math.prod(sample.shape[1:])
+            names = ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
+            meta = pd.DataFrame({name: pd.Series(dtype=sample.dtype) for name in names})
             return data.map_partitions(predict_frame, weights, to_arrays, batch_size, names, meta=meta)
         if feature_cols is not None:
             raise ValueError("feature_cols applies to tables, not arrays")
         data = as_dask_array(data, "X")
         data = data.rechunk((data.chunks[0],) + data.shape[1:])
-        sample = predict_arrays(np.zeros((1,) + data.shape[1:], dtype=data.dtype), weights, batch_size)
+        sample = model_output(weights.replica(), np.zeros((1,) + data.shape[1:], dtype=data.dtype), "prediction")
         blocks = [
             da.from_delayed(dask.delayed(predict_arrays, pure=True)(block, weights, batch_size),
                             shape=(rows,) + sample.shape[1:], dtype=sample.dtype)

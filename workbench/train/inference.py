@@ -6,6 +6,7 @@ worker process builds a replica for them once and reuses it for every partition 
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -15,7 +16,7 @@ import pandas as pd
 
 from workbench.train.worker import evaluate_batches
 
-__all__ = ["Weights", "predict_arrays", "predict_frame", "evaluate_part", "evaluate_shard"]
+__all__ = ["Weights", "model_output", "check_loss", "predict_arrays", "predict_frame", "evaluate_part", "evaluate_shard"]
 
 _CACHE_SIZE = 2
 _replicas: OrderedDict[str, Any] = OrderedDict()
@@ -43,6 +44,31 @@ class Weights:
         return _replicas[self.token]
 
 
+def model_output(replica: Any, features: np.ndarray, role: str) -> np.ndarray:
+    """The model's output for a few rows; a model that rejects them raises ``ValueError`` naming their shape."""
+    try:
+        return replica.predict(features)
+    except Exception as error:
+        raise ValueError(
+            f"the model does not accept the {role} features (batch shape {features.shape[1:]}, "
+            f"dtype {features.dtype}): {type(error).__name__}: {error}"
+        ) from error
+
+
+def check_loss(replica: Any, metrics: list, loss_name: str, output: np.ndarray, labels: np.ndarray) -> None:
+    """Run loss and metrics on a few rows' output; a mismatch raises ``ValueError`` naming shapes and label values."""
+    try:
+        replica.loss_value(output, labels)
+        for metric in metrics:
+            metric.update(output, labels)
+    except Exception as error:
+        raise ValueError(
+            f"the loss {loss_name!r} or the metrics do not fit the model output "
+            f"(shape {output.shape[1:]}) and the labels (shape {labels.shape[1:]}, values "
+            f"{labels.min()}..{labels.max()}): {type(error).__name__}: {error}"
+        ) from error
+
+
 def predict_arrays(features: np.ndarray, weights: Weights, batch_size: int) -> np.ndarray:
     """Model outputs for every row of ``features``, in order, batch by batch."""
     replica = weights.replica()
@@ -55,13 +81,20 @@ def predict_frame(
 ) -> pd.DataFrame:
     """One partition's predictions as a DataFrame with the partition's index."""
     features, _ = to_arrays(frame)
-    output = predict_arrays(features, weights, batch_size).reshape(len(frame), -1)
+    output = predict_arrays(features, weights, batch_size)
+    output = output.reshape(len(output), math.prod(output.shape[1:]))  # -1 fails for an empty partition
     return pd.DataFrame(output, index=frame.index, columns=columns)
 
 
 def evaluate_part(pair: tuple, weights: Weights, metrics: list, batch_size: int) -> dict[str, Any]:
-    """Loss and metric sums of one partition."""
+    """Loss and metric sums of one partition (its first rows checked first, for a clear error)."""
     features, labels = pair
+    if labels is None:
+        raise ValueError("evaluate() needs labels: give label_cols for a table, or (X, y) arrays")
+    if len(features):
+        replica = weights.replica()
+        check_loss(replica, metrics, weights.backend.loss_name, model_output(replica, features[:8], "evaluation"),
+                   labels[:8])
     batches = ((features[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, len(features), batch_size))
     return evaluate_batches(weights.replica(), metrics, batches)
 

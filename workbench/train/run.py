@@ -25,7 +25,7 @@ import math
 import queue
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -260,8 +260,7 @@ class TrainingRun:
 
     def _restore(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` the live state (the parameter server is started separately)."""
-        self.live = snapshot.copy()
-        self.live.params = self.live.state = None
+        self.live = replace(snapshot.copy(), params=None, state=None, stored=None)
         self.plan, self.attempt = None, 1 if snapshot.consumed.any() else 0
         self.pending_buffers = snapshot.buffers
         estimator = self.estimator

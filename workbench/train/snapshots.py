@@ -28,7 +28,7 @@ import io
 import json
 import posixpath
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -75,7 +75,9 @@ class Snapshot:
     stored: Stored | None = None
 
     def copy(self) -> Snapshot:
-        return copy.deepcopy(self)
+        """A copy to change; the parameter arrays, never changed in place, are shared."""
+        return replace(self, consumed=self.consumed.copy(), totals=copy.deepcopy(self.totals),
+                       buffers=self.buffers.copy(), history=copy.deepcopy(self.history), events=list(self.events))
 
 
 @dataclass
@@ -129,7 +131,18 @@ class DirectoryStore:
         self.bounds: list[list[int]] = []  # of the shard files in the newest committed folder
 
     def check_writable(self) -> None:
-        """Fail now, naming the directory, rather than at the first snapshot."""
+        """Fail now, naming the directory, rather than at the first snapshot.
+
+        Folders made for the probe are removed again: a fit that fails before its first snapshot
+        leaves nothing behind (the first commit makes them).
+        """
+        if self.fs.isfile(self.root):
+            raise NotADirectoryError(f"checkpoint_dir {self.url} is a file, not a directory")
+        made = []  # the folders that do not exist yet, deepest first
+        folder = self.root
+        while folder and not self.fs.exists(folder) and posixpath.dirname(folder) != folder:
+            made.append(folder)
+            folder = posixpath.dirname(folder)
         probe = posixpath.join(self.root, f".workbench-probe-{uuid.uuid4().hex}")
         try:
             self.fs.makedirs(self.root, exist_ok=True)
@@ -137,6 +150,12 @@ class DirectoryStore:
             self.fs.rm_file(probe)
         except OSError as error:
             raise PermissionError(f"checkpoint_dir {self.url} is not writable: {error}") from error
+        finally:
+            for folder in made:
+                try:
+                    self.fs.rmdir(folder)
+                except (OSError, NotImplementedError):  # not empty, or a store without folders
+                    break
 
     def clear(self) -> None:
         """Remove the snapshots of an earlier fit (a new fit starts over)."""

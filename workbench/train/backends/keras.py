@@ -15,6 +15,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from workbench.train.backends import check_not_other_framework, class_indices
 from workbench.train.checkpoint import UntrustedCodeError, reading
 
 __all__ = ["KerasBackend", "KerasReplica", "import_keras"]
@@ -194,14 +195,17 @@ class KerasReplica:
     def _targets(self, labels: np.ndarray) -> np.ndarray:
         labels = np.asarray(labels)
         if self.class_targets:
-            return labels.reshape(len(labels)).astype(np.int64)
+            return class_indices(labels)
         return labels.astype(np.float32)
 
 
 def _instantiate(model: Any):
     """``model`` itself if it is a Keras model, else the model the creator function returns."""
     keras = import_keras()
-    module = model if isinstance(model, keras.Model) else model()
+    if isinstance(model, keras.Model):
+        return model
+    check_not_other_framework(model, "Keras", "a keras.Model")
+    module = model()
     if not isinstance(module, keras.Model):
         raise TypeError(f"the model function returned {type(module).__name__}, not a keras.Model")
     return module

@@ -15,6 +15,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from workbench.train.backends import check_not_other_framework, class_indices
 from workbench.train.checkpoint import UntrustedCodeError, read_code, reading
 
 __all__ = ["TorchBackend", "TorchReplica", "LOSSES", "to_tensor"]
@@ -224,7 +225,7 @@ class TorchReplica:
         import torch
 
         if self.class_targets:
-            return torch.from_numpy(np.asarray(labels).reshape(len(labels)).astype(np.int64))
+            return torch.from_numpy(class_indices(labels))
         target = torch.from_numpy(np.asarray(labels, dtype=np.float32))
         if target.shape != output.shape and target.numel() == output.numel():
             target = target.view_as(output)
@@ -266,7 +267,10 @@ def _instantiate(model: Any):
     """``model`` itself if it is a module, else the module the creator function returns."""
     import torch
 
-    module = model if isinstance(model, torch.nn.Module) else model()
+    if isinstance(model, torch.nn.Module):
+        return model
+    check_not_other_framework(model, "PyTorch", "a torch.nn.Module")
+    module = model()
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"the model function returned {type(module).__name__}, not a torch.nn.Module")
     return module
