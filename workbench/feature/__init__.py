@@ -1,0 +1,25 @@
+"""Feature engineering on Dask collections: text (TextSet), images (ImageSet), time series (TSDataset).
+
+Each set is built from files or a pandas/dask DataFrame, transformed with chained calls that run
+lazily and in parallel on the workers, and turned into arrays that ``Estimator.fit`` trains on.
+The same calls work on a pandas frame (local) and a dask frame (distributed), with identical results.
+
+The submodules load on first use, so importing ``workbench.feature`` does not import Pillow or
+the text code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["TextSet", "ImageSet", "TSDataset"]
+
+_HOMES = {"TextSet": "workbench.feature.text", "ImageSet": "workbench.feature.image",
+          "TSDataset": "workbench.feature.timeseries"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'workbench.feature' has no attribute {name!r}")

@@ -1,0 +1,72 @@
+"""The same partition function on a pandas frame (local) or a dask frame (distributed).
+
+Feature sets hold either kind of frame and express every step as a function of one partition.
+Running that function directly on a pandas frame, or with ``map_partitions`` on a dask frame,
+is what makes local and distributed results identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Union
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+__all__ = ["Frame", "is_distributed", "map_partitions", "partition_lengths", "frame_to_array"]
+
+#: A feature set's table: pandas for local work, dask for distributed work.
+Frame = Union[pd.DataFrame, dd.DataFrame]
+
+
+def is_distributed(frame: Frame) -> bool:
+    return isinstance(frame, dd.DataFrame)
+
+
+def map_partitions(frame: Frame, function: Callable[[pd.DataFrame], pd.DataFrame], meta: Any = None) -> Frame:
+    """``function`` applied to each partition (lazily for dask); ``meta`` is dask's output schema.
+
+    Without ``meta`` dask infers the schema by running ``function`` on an empty partition, so the
+    function must accept an empty frame.
+    """
+    if not is_distributed(frame):
+        return function(frame)
+    return frame.map_partitions(function, meta=meta) if meta is not None else frame.map_partitions(function)
+
+
+def partition_lengths(frame: dd.DataFrame) -> list[int]:
+    """Rows per partition of a dask frame (computed once, in parallel)."""
+    return [int(n) for n in dask.compute(*[dask.delayed(len)(part) for part in frame.to_delayed()])]
+
+
+def frame_to_array(
+    frame: Frame,
+    function: Callable[[pd.DataFrame], np.ndarray],
+    row_shape: tuple[int, ...],
+    dtype: Any,
+) -> np.ndarray | da.Array:
+    """An array of shape ``(rows, *row_shape)`` made partition by partition with ``function``.
+
+    Local frames give a numpy array; dask frames a dask array chunked like the partitions, with
+    known chunk sizes (the Estimator shards by them).
+    """
+    if not is_distributed(frame):
+        return _checked(function(frame), len(frame), row_shape, dtype)
+    lengths = partition_lengths(frame)
+    blocks = [
+        da.from_delayed(dask.delayed(_checked)(dask.delayed(function)(part), rows, row_shape, dtype),
+                        shape=(rows, *row_shape), dtype=dtype)
+        for part, rows in zip(frame.to_delayed(), lengths)
+    ]
+    return da.concatenate(blocks, axis=0) if blocks else da.empty((0, *row_shape), dtype=dtype)
+
+
+def _checked(values: np.ndarray, rows: int, row_shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """The block made by a partition function, verified against the shape it promised."""
+    values = np.asarray(values, dtype=dtype)
+    if values.shape != (rows, *row_shape):
+        raise ValueError(f"a partition made an array of shape {values.shape}, expected {(rows, *row_shape)}")
+    return values
