@@ -27,6 +27,12 @@ def test_import_loads_no_heavy_framework():
     assert loaded.strip() == "[]"
 
 
+def test_feature_package_loads_each_set_on_first_use():
+    code = "import sys, workbench.feature; print([m for m in ('PIL', 'torch', 'tensorflow') if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert loaded.strip() == "[]"
+
+
 def test_make_lab_serves_jupyterlab_and_prints_its_url(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
