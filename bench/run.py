@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["startup.py", "data.py", "sync.py", "train.py", "recovery.py"]
+BENCHMARKS = ["startup.py", "data.py", "sync.py", "train.py", "recovery.py", "features/text.py", "features/image.py"]
 
 
 def main() -> int:

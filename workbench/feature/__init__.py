@@ -13,10 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["TextSet", "ImageSet", "TSDataset"]
+__all__ = ["TextSet", "ImageSet", "TSDataset", "load_embeddings"]
 
-_HOMES = {"TextSet": "workbench.feature.text", "ImageSet": "workbench.feature.image",
-          "TSDataset": "workbench.feature.timeseries"}
+_HOMES = {"TextSet": "workbench.feature.text", "load_embeddings": "workbench.feature.text",
+          "ImageSet": "workbench.feature.image", "TSDataset": "workbench.feature.timeseries"}
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ is what makes local and distributed results identical.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Union
 
 import dask
@@ -15,10 +16,11 @@ import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from dask.dataframe.utils import make_meta
 
 __all__ = [
-    "Frame", "is_distributed", "map_partitions", "partition_lengths", "frame_to_array",
-    "empty_partition", "map_partitions_strict", "partition_results", "partitions_to_arrays",
+    "Frame", "is_distributed", "map_partitions", "frame_to_array",
+    "empty_partition", "partition_results", "partitions_to_arrays",
 ]
 
 #: A feature set's table: pandas for local work, dask for distributed work.
@@ -29,22 +31,6 @@ def is_distributed(frame: Frame) -> bool:
     return isinstance(frame, dd.DataFrame)
 
 
-def map_partitions(frame: Frame, function: Callable[[pd.DataFrame], pd.DataFrame], meta: Any = None) -> Frame:
-    """``function`` applied to each partition (lazily for dask); ``meta`` is dask's output schema.
-
-    Without ``meta`` dask infers the schema by running ``function`` on an empty partition, so the
-    function must accept an empty frame.
-    """
-    if not is_distributed(frame):
-        return function(frame)
-    return frame.map_partitions(function, meta=meta) if meta is not None else frame.map_partitions(function)
-
-
-def partition_lengths(frame: dd.DataFrame) -> list[int]:
-    """Rows per partition of a dask frame (computed once, in parallel)."""
-    return [int(n) for n in dask.compute(*[dask.delayed(len)(part) for part in frame.to_delayed()])]
-
-
 def frame_to_array(
     frame: Frame,
     function: Callable[[pd.DataFrame], np.ndarray],
@@ -53,18 +39,17 @@ def frame_to_array(
 ) -> np.ndarray | da.Array:
     """An array of shape ``(rows, *row_shape)`` made partition by partition with ``function``.
 
-    Local frames give a numpy array; dask frames a dask array chunked like the partitions, with
-    known chunk sizes (the Estimator shards by them).
+    ``function`` keeps the rows of its partition (one array row per table row). Local frames give
+    a numpy array; dask frames a dask array chunked like the partitions, with known chunk sizes
+    (the Estimator shards by them), counted in one parallel pass.
     """
-    if not is_distributed(frame):
-        return _checked(function(frame), len(frame), row_shape, dtype)
-    lengths = partition_lengths(frame)
-    blocks = [
-        da.from_delayed(dask.delayed(_checked)(dask.delayed(function)(part), rows, row_shape, dtype),
-                        shape=(rows, *row_shape), dtype=dtype)
-        for part, rows in zip(frame.to_delayed(), lengths)
-    ]
-    return da.concatenate(blocks, axis=0) if blocks else da.empty((0, *row_shape), dtype=dtype)
+    (array,) = partitions_to_arrays(frame, partial(_one_output, function), partition_results(frame, len),
+                                    [row_shape], dtype)
+    return array
+
+
+def _one_output(function: Callable[[pd.DataFrame], np.ndarray], part: pd.DataFrame) -> tuple[np.ndarray]:
+    return (function(part),)
 
 
 def _checked(values: np.ndarray, rows: int, row_shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -78,14 +63,12 @@ def _checked(values: np.ndarray, rows: int, row_shape: tuple[int, ...], dtype: A
 def empty_partition(frame: Frame) -> pd.DataFrame:
     """An empty pandas frame with ``frame``'s columns and dtypes (for dask: its ``meta``)."""
     if is_distributed(frame):
-        from dask.dataframe.utils import make_meta
-
         return make_meta(frame)
     return frame.iloc[:0]
 
 
-def map_partitions_strict(frame: Frame, function: Callable[[pd.DataFrame], pd.DataFrame]) -> Frame:
-    """:func:`map_partitions` with the output schema taken from ``function`` on an empty partition.
+def map_partitions(frame: Frame, function: Callable[[pd.DataFrame], pd.DataFrame]) -> Frame:
+    """``function`` applied to each partition (lazily for dask), the output schema taken from an empty one.
 
     Dask would otherwise infer the schema from made-up rows, which fails for functions that
     check their input's values (made-up text is no timestamp). ``function`` must accept an

@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw
 
 from workbench.arguments import check_positive_int
 from workbench.feature.folders import list_files
-from workbench.feature.frames import Frame, frame_to_array, is_distributed, map_partitions_strict
+from workbench.feature.frames import Frame, frame_to_array, is_distributed, map_partitions
 from workbench.feature.image_transforms import (
     CenterCrop,
     ChannelNormalize,
@@ -124,14 +124,14 @@ class ImageSet:
         if npartitions is None:
             frame = decode(table)
         else:
-            frame = map_partitions_strict(dd.from_pandas(table, npartitions=npartitions), decode).persist()
+            frame = map_partitions(dd.from_pandas(table, npartitions=npartitions), decode).persist()
 
-        failures = _collect(map_partitions_strict(frame, _failures))
+        failures = _collect(map_partitions(frame, _failures))
         if len(failures) == len(table) or (len(failures) and on_error == "raise"):
             hint = "" if len(failures) == len(table) else "; pass on_error='skip' to leave them out"
             raise ValueError(f"ImageSet.read: cannot decode {len(failures)} of {len(table)} files: "
                              f"{_describe_failures(failures)}{hint}")
-        frame = map_partitions_strict(frame, _drop_failures)
+        frame = map_partitions(frame, _drop_failures)
         if is_distributed(frame):
             frame = frame.persist()
         skipped = list(failures["path"])
@@ -193,7 +193,7 @@ class ImageSet:
         elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"ImageSet.transform: seed must be an integer >= 0 or None, got {seed!r}")
         layout = transform.output_layout(self.layout)
-        frame = map_partitions_strict(self._frame, partial(_transform_partition, transform=transform, seed=int(seed)))
+        frame = map_partitions(self._frame, partial(_transform_partition, transform=transform, seed=int(seed)))
         return ImageSet(frame, self._paths, self._labels, self.classes_, self.skipped_, layout)
 
     # -- outputs -----------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class ImageSet:
         """
         dtype = np.dtype(dtype)
         frame = self._frame.persist() if self.is_distributed else self._frame
-        shapes = _collect(map_partitions_strict(frame, _image_shapes))
+        shapes = _collect(map_partitions(frame, _image_shapes))
         row_shape = self._common_shape(shapes)
         features = frame_to_array(frame, partial(_stack_images, row_shape=row_shape, dtype=dtype), row_shape, dtype)
         labels = None if self._labels is None else frame_to_array(frame, _label_array, (), np.int64)

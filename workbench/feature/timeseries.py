@@ -55,7 +55,7 @@ from workbench.feature.frames import (
     Frame,
     empty_partition,
     is_distributed,
-    map_partitions_strict,
+    map_partitions,
     partition_results,
     partitions_to_arrays,
 )
@@ -174,13 +174,13 @@ class TSDataset:
             frame = frame.shuffle(on=id_col, shuffle_method="tasks")
         elif is_distributed(frame):
             frame = frame.repartition(npartitions=1)
-        frame = map_partitions_strict(frame, partial(_prepare, dt_col=dt_col, id_col=id_col,
+        frame = map_partitions(frame, partial(_prepare, dt_col=dt_col, id_col=id_col,
                                                      value_col=targets + features))
         dataset = cls(frame, dt_col, targets, id_col, features)
         if not with_split:
             return dataset
         return tuple(
-            dataset._with(map_partitions_strict(frame, partial(
+            dataset._with(map_partitions(frame, partial(
                 _split_part, dt_col=dt_col, id_col=id_col, val_ratio=val_ratio, test_ratio=test_ratio, which=which)))
             for which in range(3)
         )
@@ -482,7 +482,7 @@ class TSDataset:
         return self._target_col + self._feature_col
 
     def _map(self, function: Callable[[pd.DataFrame], pd.DataFrame]) -> Frame:
-        return map_partitions_strict(self._frame, function)
+        return map_partitions(self._frame, function)
 
     def _with(self, frame: Frame, **changes: Any) -> TSDataset:
         """A new set over ``frame``, with this set's columns and scaler unless changed."""
