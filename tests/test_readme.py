@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 import workbench as wb
 
@@ -55,3 +56,38 @@ def test_readme_keras_sklearn_and_transfer_examples_run(tmp_path, monkeypatch, c
     exec(compile(readme_blocks()[1], str(README), "exec"), namespace)
     assert namespace["est"].history_ is not None and len(namespace["est"].history_) == 3
     assert namespace["clf"].classes_.tolist() == [0, 1]
+
+
+def write_feature_inputs(folder: Path) -> None:
+    """The files the feature-engineering example reads: text and image folders, a CSV of 3 stations."""
+    rng = np.random.default_rng(2)
+    words = {"billing": "invoice charge refund payment", "delivery": "parcel courier late tracking"}
+    for label, vocabulary in words.items():
+        (folder / "intents" / label).mkdir(parents=True)
+        for index in range(10):
+            text = " ".join(rng.choice(vocabulary.split(), size=8)) + "?"
+            (folder / "intents" / label / f"{index}.txt").write_text(text.capitalize())
+    for label, channel in (("red", 0), ("blue", 2)):
+        (folder / "photos" / label).mkdir(parents=True)
+        for index in range(6):
+            pixels = rng.integers(0, 60, size=(40, 40, 3), dtype=np.uint8)
+            pixels[..., channel] = 200
+            Image.fromarray(pixels).save(folder / "photos" / label / f"{index}.png")
+    times = pd.date_range("2026-01-01", periods=400, freq="h")
+    pd.concat(
+        pd.DataFrame({"time": times, "station": station, "load": np.sin(np.arange(400) / 4) + rng.normal(0, 0.1, 400)})
+        for station in ("a", "b", "c")
+    ).to_csv(folder / "load.csv", index=False)
+
+
+def test_readme_feature_engineering_example_runs(tmp_path, monkeypatch, no_context):
+    write_feature_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(readme_blocks()[2], str(README), "exec"), namespace)
+    assert namespace["X_text"].shape[1] == 50 and len(namespace["X_text"]) == len(namespace["y_text"]) > 0
+    assert namespace["X_images"].shape == (12, 3, 32, 32)
+    # 400 hours per station: 320 train, 40 validation, 40 test; windows of 24 hours + 1 to forecast
+    assert namespace["X_ts"].shape == (3 * (320 - 24), 24, 3)  # load, HOUR, WEEKDAY
+    assert namespace["y_test"].shape == (3 * (40 - 24), 1, 1)
+    assert (tmp_path / "word_index.json").exists()
