@@ -119,6 +119,24 @@ def test_append_adds_a_trainable_head_named_as_asked():
     assert keras_net.summary().loc["task", "output_shape"] == (None, 2)
 
 
+class AnnotatedMLP(torch.nn.Module):
+    """A model whose forward has annotations, which this module's future import leaves as strings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = torch.nn.Linear(4, 8)
+        self.out = torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(x))
+
+
+def test_a_cut_model_with_string_annotations_can_be_sent_to_workers():
+    cut = Net(AnnotatedMLP()).cut(at="hidden").append(torch.nn.Linear(8, 3)).model
+    copy = cloudpickle.loads(cloudpickle.dumps(cut))
+    assert copy(torch.ones(5, 4)).shape == (5, 3)
+
+
 def test_a_fully_frozen_net_is_refused_by_the_estimator():
     with pytest.raises(ValueError, match="no trainable parameters"):
         wb.Estimator.from_torch(Net(make_cnn()).freeze().model)

@@ -94,6 +94,8 @@ def _graph_module(model: torch.nn.Module) -> torch.fx.GraphModule:
             f"torch.fx cannot trace {type(model).__name__} ({type(error).__name__}: {error}); listing, cutting, "
             "freezing up to a layer and appending need a forward without data-dependent control flow"
         ) from error
+    for node in graph.nodes:  # annotations left as strings (``from __future__ import annotations``)
+        node.type = None      # would make the generated code unpicklable for the workers
     return torch.fx.GraphModule(model, graph)
 
 

@@ -401,18 +401,12 @@ class TrainingRun:
         """Results of futures or actor calls, unless a worker of the run is lost meanwhile."""
         results, errors = [], []
         for call in calls:
-            while True:
-                try:
-                    results.append(call.result(timeout=_WATCH_INTERVAL))
-                    break
-                except TimeoutError as error:
-                    if call.done():  # the call itself raised it
-                        errors.append(error)
-                        break
-                    self._check_workers()  # e.g. a result lost with its worker never comes
-                except Exception as error:  # noqa: BLE001 - the root cause is chosen below
-                    errors.append(error)
-                    break
+            while not _done_within(call, _WATCH_INTERVAL):
+                self._check_workers()  # e.g. a result lost with its worker never comes
+            try:
+                results.append(call.result())
+            except Exception as error:  # noqa: BLE001 - the root cause is chosen below
+                errors.append(error)
         self._raise_failure(errors)
         return results
 
@@ -516,3 +510,16 @@ class _MetricsStream:
 
     def close(self) -> None:
         self.client.unsubscribe_topic(self.topic)
+
+
+def _done_within(call: Any, seconds: float) -> bool:
+    """Whether a future or actor call has finished (succeeded or failed) after waiting up to ``seconds``.
+
+    Its outcome is read again by the caller: deciding from the exception raised here would take
+    a call that finishes just after the timeout for one that failed with a TimeoutError.
+    """
+    try:
+        call.result(timeout=seconds)
+    except Exception:  # noqa: BLE001 - a failure or the timeout; done() tells which
+        pass
+    return call.done()
