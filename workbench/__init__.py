@@ -21,12 +21,14 @@ from typing import Any
 from workbench.context import Context, current, init, stop
 
 __version__ = "0.1.0.dev0"
-__all__ = ["Context", "current", "init", "stop", "data", "feature", "train", "optim", "nets", "ml", "Estimator", "Net",
-           "__version__"]
+__all__ = ["Context", "current", "init", "stop", "data", "feature", "datasets", "train", "optim", "nets", "ml",
+           "models", "Estimator", "Net", "__version__"]
 
 _LAZY_SUBMODULES = {
     "data": "workbench.data",
     "feature": "workbench.feature",
+    "datasets": "workbench.datasets",
+    "models": "workbench.models",
     "train": "workbench.train",
     "optim": "workbench.train.optimizers",
     "nets": "workbench.nets",

@@ -8,6 +8,7 @@ the model, with no packing or unpacking copies.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import numpy as np
 
 from workbench.train.backends import check_not_other_framework, class_indices
 from workbench.train.checkpoint import UntrustedCodeError, read_code, reading
+
+#: The config of a built-in model, saved next to its weights.
+BUILTIN_MODEL_FILE = "builtin_model.json"
 
 __all__ = ["TorchBackend", "TorchReplica", "LOSSES", "to_tensor"]
 
@@ -75,10 +79,19 @@ class TorchBackend:
         return TorchReplica(module, cloudpickle.loads(self.loss_bytes))
 
     def save(self, module, directory: Path) -> None:
-        """The weights as a state dict; the definition (creator or module) cloudpickled."""
+        """The weights as a state dict; the definition (creator or module) cloudpickled.
+
+        A built-in model (``workbench.models``) also gets its config as JSON, from which
+        :meth:`load_model` rebuilds it without unpickling anything.
+        """
         import torch
 
+        from workbench.models.base import builtin_spec
+
         (directory / "model.pkl").write_bytes(self.model_bytes)
+        spec = builtin_spec(module)
+        if spec is not None:
+            (directory / BUILTIN_MODEL_FILE).write_text(json.dumps(spec, indent=2))
         torch.save({k: v.detach().clone() for k, v in module.state_dict().items()}, directory / "weights.pt")
 
     @staticmethod
@@ -86,11 +99,14 @@ class TorchBackend:
         """(definition, module with the saved weights), from :meth:`save`.
 
         ``model`` (a module, which is used as is, or a creator) replaces the pickled definition,
-        which is read only with ``trust_code``. The weights are read with
+        which is read only with ``trust_code``; a built-in model is rebuilt from its saved
+        config instead (no code is read from the directory). The weights are read with
         ``torch.load(weights_only=True)``, whatever ``trust_code`` says.
         """
         import torch
 
+        if model is None and (directory / BUILTIN_MODEL_FILE).exists() and not trust_code:
+            model = _builtin_model(directory / BUILTIN_MODEL_FILE)
         if model is None:
             model = read_code(directory / "model.pkl", "model", trust_code)
         module = _instantiate(model)
@@ -278,3 +294,12 @@ def _instantiate(model: Any):
 
 def _loss_class_name(loss: Any) -> str:
     return LOSSES[loss] if isinstance(loss, str) else type(loss).__name__
+
+
+def _builtin_model(file: Path) -> Any:
+    """The built-in model whose class and config ``file`` names (a fresh instance, initial weights)."""
+    from workbench.models.base import model_from_spec
+
+    with reading(file):
+        spec = json.loads(file.read_text())
+    return model_from_spec(spec, source=str(file))
