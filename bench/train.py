@@ -5,6 +5,10 @@ with 2 threads (there is no DDP for Keras).
 
 Each run trains WARMUP_EPOCHS then one timed epoch; prints samples/s (median of REPEATS runs)
 and the ratios Workbench / DDP and Workbench / single process (higher is better; bar >= 0.8x DDP).
+
+``python bench/train.py dashboard`` measures the TrainingDashboard's cost instead: the same
+fit (mlp) with and without the dashboard callback (not displayed: its widgets and streams
+still update), alternating, and prints the median time ratio (bar < 1.02x).
 """
 
 from __future__ import annotations
@@ -148,9 +152,35 @@ def workbench(name: str) -> float:
     return float(history["samples_per_s"].iloc[-1])
 
 
+def dashboard_overhead(repeats: int = 5) -> None:
+    """Seconds of the mlp fit with / without a TrainingDashboard, median of ``repeats`` pairs."""
+    import torch
+
+    from workbench.widgets.dashboard import TrainingDashboard
+
+    features, labels = dataset("mlp")
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    with wb.init(workers=2, threads_per_worker=1):
+        for _ in range(repeats):
+            for with_dashboard in (False, True):
+                estimator = wb.Estimator.from_torch(mlp, optimizer=torch.optim.SGD, optimizer_kwargs={"lr": 0.01},
+                                                    loss="cross_entropy")
+                callbacks = [TrainingDashboard()] if with_dashboard else []
+                start = time.perf_counter()
+                estimator.fit((features, labels), epochs=2, batch_size=GLOBAL_BATCH, log_every=1,
+                              callbacks=callbacks, progress=None)
+                seconds[with_dashboard].append(time.perf_counter() - start)
+    plain, shown = statistics.median(seconds[False]), statistics.median(seconds[True])
+    print(f"fit (mlp, 2 epochs, log_every=1), median of {repeats}: without dashboard {plain:.2f} s, "
+          f"with {shown:.2f} s, ratio {shown / plain:.3f}x")
+
+
 def main() -> None:
     # the in-memory arrays travel inside the task graph (their lineage); dask warns about the size
     warnings.filterwarnings("ignore", message="Sending large graph")
+    if sys.argv[1:] == ["dashboard"]:
+        dashboard_overhead()
+        return
     names = sys.argv[1:] or list(MODELS)
     results = {}
     with wb.init(workers=2, threads_per_worker=1):

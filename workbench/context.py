@@ -117,6 +117,19 @@ class Context:
             f"dashboard={self.dashboard_link!r}>"
         )
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """In Jupyter, the live cluster widget; the static HTML table for other front ends."""
+        bundle: dict[str, Any] = {"text/html": self._repr_html_()}
+        if not self.closed:
+            try:
+                from workbench.widgets.cluster import ClusterWidget
+            except ImportError:  # the "lab" extra (ipywidgets) is not installed
+                pass
+            else:
+                bundle.update(ClusterWidget(self)._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["text/plain"] = repr(self)
+        return bundle
+
     def _repr_html_(self) -> str:
         if self.closed:
             return f"<p><b>Workbench context</b> ({html.escape(self.kind)}): closed</p>"

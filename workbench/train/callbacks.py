@@ -1,9 +1,14 @@
 """Callbacks: hooks into ``Estimator.fit`` (Keras-style), and the built-in ones.
 
-Callbacks run on the driver. ``on_batch_end`` receives the per-step metrics stream (every
-``log_every`` steps, loss averaged over all workers); epoch hooks receive the epoch's logs
-(loss, metrics, validation metrics, samples/s, time). Nothing here draws widgets: a widget is
-just another callback, defined elsewhere.
+Callbacks run on the driver. ``on_batch_end(step, logs)`` receives the per-step metrics
+stream, every ``log_every`` steps: ``epoch``, ``loss`` (averaged over all workers since the
+last report), ``samples_per_s`` (all workers together), ``rank_samples_per_s`` (a list, one
+rate per rank, ``estimator.workers_[rank]`` being its worker) and ``lr`` (the learning rate of
+that step). Epoch hooks receive the epoch's logs: ``epoch``, ``loss``, the metrics, ``val_*``,
+``samples_per_s``, ``time`` and ``workers``. Setting ``estimator.stop_training`` ends the fit
+(see :mod:`workbench.train.run`). Nothing here draws widgets: a widget is just another
+callback, defined in :mod:`workbench.widgets`. ``on_train_begin`` receives ``epochs`` (the
+fit's target) and ``epochs_done`` (epochs already done, when resuming).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ data with the trained weights.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
@@ -163,6 +164,7 @@ class Estimator:
         shuffle: bool = True,
         seed: int = 0,
         log_every: int = 10,
+        progress: str | None = "auto",
         verbose: bool | None = None,
         allow_nan: bool = False,
     ) -> pd.DataFrame:
@@ -195,7 +197,13 @@ class Estimator:
             callbacks: :class:`~workbench.train.callbacks.Callback` objects.
             shuffle, seed: per-epoch shuffling of each worker's shard.
             log_every: steps between metric reports (the per-step stream for callbacks).
-            verbose: show a progress bar (default: when stderr is a terminal).
+            progress: how the fit shows its progress: "widget" (a
+                :class:`~workbench.widgets.TrainingDashboard`, displayed in the notebook), "bar"
+                (a tqdm :class:`~workbench.train.callbacks.ProgressBar` on stderr), None
+                (nothing), or "auto": the dashboard inside a Jupyter kernel with ipywidgets
+                installed, else the bar when stderr is a terminal, else nothing.
+            verbose: the older switch, still honoured: False shows nothing whatever
+                ``progress`` says; True means "bar" where ``progress`` is "auto".
             allow_nan: keep NaN values in the data instead of raising ``ValueError``.
         """
         from workbench.context import current
@@ -209,6 +217,8 @@ class Estimator:
             raise ValueError(f"max_failures must be an integer >= 0, got {max_failures!r}")
         if on_nonfinite not in ("raise", "skip"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        if progress not in _PROGRESS:
+            raise ValueError(f"progress must be one of {_PROGRESS}, got {progress!r}")
         context = current()
         if context is None:
             raise RuntimeError("no Workbench context: call wb.init() before fit()")
@@ -234,9 +244,8 @@ class Estimator:
                 start = self._initial_snapshot(shards.n_rows)
             self.feature_cols_ = as_list(feature_cols) or None
             self.label_cols_ = as_list(label_cols) or None
-            if verbose is None:
-                verbose = sys.stderr.isatty()
-            callback_list = CallbackList(list(callbacks or []) + ([ProgressBar()] if verbose else []), self)
+            display = _progress_display(progress, verbose)
+            callback_list = CallbackList(list(callbacks or []) + ([display] if display else []), self)
             settings = FitSettings(epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                    log_every=log_every, snapshot_every=snapshot_every, max_failures=max_failures,
                                    on_nonfinite=on_nonfinite)
@@ -388,6 +397,40 @@ class Estimator:
         ``loss``, ``metrics``: as for :meth:`from_torch`).
         """
         return checkpoint.load(cls, Path(path), model=model, loss=loss, metrics=metrics, trust_code=trust_code)
+
+
+_PROGRESS = ("auto", "widget", "bar", None)
+
+
+def _progress_display(progress: str | None, verbose: bool | None) -> Callback | None:
+    """The callback showing a fit's progress, for fit's ``progress`` and ``verbose``."""
+    if verbose is False:
+        return None
+    if progress == "auto":
+        if verbose:
+            progress = "bar"
+        elif _in_jupyter_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+            progress = "widget"
+        else:
+            progress = "bar" if sys.stderr.isatty() else None
+    if progress == "bar":
+        return ProgressBar()
+    if progress == "widget":
+        from IPython.display import display
+
+        from workbench.widgets.dashboard import TrainingDashboard  # the lab extra; only when asked for
+
+        dashboard = TrainingDashboard()
+        display(dashboard)
+        return dashboard
+    return None
+
+
+def _in_jupyter_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (IPython with a kernel attached)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def _head(pair: tuple, rows: int) -> tuple:

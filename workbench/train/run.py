@@ -14,6 +14,11 @@ lineage), starts new parameter-server shards from the snapshot, and plans the re
 epoch from the rows the snapshot had not consumed: no row is trained twice or left out of an
 epoch. Workers that joined are taken the same way at the next epoch start, without rollback.
 
+Setting ``estimator.stop_training`` (a callback, the dashboard's Stop button) ends the fit at
+the next snapshot point, or at once while a segment runs: the segment is dropped and the
+estimator ends with the last snapshot, as after any interrupted fit. Its history holds the
+epochs completed.
+
 The global batch size stays what ``fit`` was given whatever the number of workers (each
 worker's share changes), so the optimizer sees the same batches and the learning rate needs
 no rescaling.
@@ -25,6 +30,7 @@ import math
 import queue
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +60,10 @@ _TRANSPORT_ERRORS = (StepAborted, OSError, EOFError, TimeoutError)
 class TrainingFailed(RuntimeError):
     """The fit gave up (too many worker losses, or no worker left); the estimator holds the
     last snapshot."""
+
+
+class _Stopped(Exception):
+    """``estimator.stop_training`` was set while a segment ran (handled inside the run)."""
 
 
 class _WorkersLost(Exception):
@@ -126,7 +136,7 @@ class TrainingRun:
         self._restore(start)
         self.begun_epoch = start.epoch if start.consumed.any() else None  # on_epoch_begin was called
         self.epoch_started = time.perf_counter()
-        self.callbacks.on_train_begin()
+        self.callbacks.on_train_begin({"epochs": self.settings.epochs, "epochs_done": start.epochs_done})
         try:
             self._start_layout()
             lost: _WorkersLost | None = None
@@ -139,6 +149,8 @@ class TrainingRun:
                     break
                 except _WorkersLost as error:
                     lost = error if lost is None else _WorkersLost(lost.workers | error.workers)
+        except _Stopped:  # drop the segment in flight: the estimator ends with the last snapshot,
+            self._close()  # read from the store, as the shards may already have moved past it
         except BaseException:
             self._close()
             self._restore_estimator()  # keep the last snapshot's weights
@@ -170,6 +182,8 @@ class TrainingRun:
                 self._run_segment(stop)
                 if stop < self.plan.steps:
                     self._commit()
+                    if self.estimator.stop_training:
+                        return
             self._end_epoch()
 
     def _segment_stop(self) -> int:
@@ -186,7 +200,7 @@ class TrainingRun:
             train_steps, self.job, self.live.step + 1, plan.global_batch_sizes(start, stop),
             self.pending_buffers, self.live.epoch, rank_args=rows, pinned=True,
         )
-        results = self._follow(self.running)
+        results = self._follow(self.running, stoppable=True)
         self.running = []
         self.pending_buffers = None
         totals = self.live.totals
@@ -303,10 +317,15 @@ class TrainingRun:
             server=self.server.connect_args(), log_every=settings.log_every, topic=f"workbench-train-{job_id}",
             on_nonfinite=settings.on_nonfinite,
         )
-        self.stream = _MetricsStream(self.client, self.job.topic, self.layout.num_shards)
+        self.stream = _MetricsStream(self.client, self.job.topic, self.layout.num_shards, self._step_learning_rate)
         self.server.call_all("set_epoch", self.live.epoch)
         estimator._server = self.server
         estimator.workers_ = list(self.layout.workers)
+
+    def _step_learning_rate(self, step: int, epoch: int) -> float:
+        """The learning rate the parameter server used at ``step`` (computed here, no call)."""
+        override = self.estimator._lr_override
+        return override if override is not None else self.estimator.optimizer.learning_rate(step, epoch)
 
     def _close(self, lost: set[str] | frozenset = frozenset()) -> None:
         """Stop the current layout's shards, tasks and replicas (on the workers still there)."""
@@ -410,8 +429,12 @@ class TrainingRun:
         self._raise_failure(errors)
         return results
 
-    def _follow(self, futures: list) -> list:
-        """Like :meth:`_wait` for tasks, passing the metrics stream to the callbacks meanwhile."""
+    def _follow(self, futures: list, stoppable: bool = False) -> list:
+        """Like :meth:`_wait` for tasks, passing the metrics stream to the callbacks meanwhile.
+
+        With ``stoppable``, raise ``_Stopped`` as soon as ``estimator.stop_training`` is set
+        (e.g. by a callback fed from the stream) while the tasks still run.
+        """
         from distributed import wait
 
         while True:
@@ -421,6 +444,8 @@ class TrainingRun:
                 pass
             if self.stream is not None:
                 self.stream.drain(self.callbacks)
+            if stoppable and self.estimator.stop_training and not all(f.status == "finished" for f in futures):
+                raise _Stopped
             self._raise_failure([error for error in map(_exception, futures) if error is not None])
             if all(future.status == "finished" for future in futures):
                 return self._wait(futures)
@@ -471,12 +496,16 @@ def average_buffers(replicas: list[np.ndarray]) -> np.ndarray:
 
 
 class _MetricsStream:
-    """Worker loss reports (a Dask event topic) merged into one per-step stream for callbacks."""
+    """Worker loss reports (a Dask event topic) merged into one per-step stream for callbacks.
 
-    def __init__(self, client, topic: str, num_ranks: int):
+    ``learning_rate(step, epoch)`` gives the learning rate of a step, for the logs.
+    """
+
+    def __init__(self, client, topic: str, num_ranks: int, learning_rate: Callable[[int, int], float]):
         self.client = client
         self.topic = topic
         self.num_ranks = num_ranks
+        self.learning_rate = learning_rate
         self.events: queue.Queue = queue.Queue()
         self.pending: dict[int, list[dict]] = {}
         self.last_step = 0
@@ -497,6 +526,7 @@ class _MetricsStream:
             return
         del self.pending[report["step"]]
         self.last_step = max(self.last_step, report["step"])
+        reports.sort(key=lambda r: r["rank"])
         samples = sum(r["samples"] for r in reports)
         seconds = max(r["seconds"] for r in reports)
         callbacks.on_batch_end(
@@ -505,6 +535,8 @@ class _MetricsStream:
                 "epoch": report["epoch"],
                 "loss": sum(r["loss_sum"] for r in reports) / samples if samples else math.nan,
                 "samples_per_s": samples / seconds if seconds else math.nan,
+                "rank_samples_per_s": [r["samples"] / r["seconds"] if r["seconds"] else math.nan for r in reports],
+                "lr": self.learning_rate(report["step"], report["epoch"]),
             },
         )
 
