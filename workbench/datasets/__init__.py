@@ -19,8 +19,7 @@ The modules load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench.lazy import lazy_attributes
 
 _HOMES = {
     "intents": "workbench.datasets.text",
@@ -37,7 +36,4 @@ _HOMES = {
 __all__ = list(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'workbench.datasets' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -10,8 +10,7 @@ the text code.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench.lazy import lazy_attributes
 
 __all__ = ["TextSet", "ImageSet", "TSDataset", "load_embeddings"]
 
@@ -19,7 +18,4 @@ _HOMES = {"TextSet": "workbench.feature.text", "load_embeddings": "workbench.fea
           "ImageSet": "workbench.feature.image", "TSDataset": "workbench.feature.timeseries"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'workbench.feature' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _HOMES)

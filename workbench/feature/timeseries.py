@@ -185,20 +185,8 @@ class TSDataset:
             for which in range(3)
         )
 
-    @classmethod
-    def from_pandas(
-        cls,
-        df: Frame,
-        dt_col: str,
-        target_col: str | Sequence[str],
-        id_col: str | None = None,
-        extra_feature_col: str | Sequence[str] | None = None,
-        with_split: bool = False,
-        val_ratio: float = 0,
-        test_ratio: float = 0.1,
-    ) -> TSDataset | tuple[TSDataset, TSDataset, TSDataset]:
-        """Chronos' name for :meth:`from_dataframe` (which also takes a dask frame)."""
-        return cls.from_dataframe(df, dt_col, target_col, id_col, extra_feature_col, with_split, val_ratio, test_ratio)
+    #: Chronos' name for :meth:`from_dataframe` (which also takes a dask frame).
+    from_pandas = from_dataframe
 
     # -- what the set holds ------------------------------------------------------------------
 

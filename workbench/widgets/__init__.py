@@ -17,8 +17,7 @@ a training callback, fed by the Estimator's metrics stream.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench.lazy import lazy_attributes
 
 _HOMES = {
     "TrainingDashboard": "workbench.widgets.dashboard",
@@ -33,7 +32,4 @@ _HOMES = {
 __all__ = list(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'workbench.widgets' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _HOMES)
