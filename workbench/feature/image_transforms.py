@@ -87,19 +87,42 @@ class Pipeline(Transform):
 
 
 @dataclass(frozen=True)
-class Resize(Transform):
+class _Sized(Transform):
+    """A step with an output size, ``height`` x ``width`` pixels (positive integers, checked)."""
+
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        check_positive_int(f"{name}.height", self.height)
+        check_positive_int(f"{name}.width", self.width)
+
+
+@dataclass(frozen=True)
+class _Crop(_Sized):
+    """A ``height`` x ``width`` window of the image, whose top-left corner ``_corner`` chooses."""
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        height, width = image.shape[:2]
+        if self.height > height or self.width > width:
+            raise ValueError(f"{self!r} is larger than the image ({height}x{width}); Resize it first or crop less")
+        top, left = self._corner(height, width, rng)
+        return np.ascontiguousarray(image[top : top + self.height, left : left + self.width])
+
+    @abstractmethod
+    def _corner(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int]:
+        """The window's top row and left column in an image of ``height`` x ``width``."""
+
+
+@dataclass(frozen=True)
+class Resize(_Sized):
     """Resize to ``height`` x ``width`` with Pillow's bilinear filter.
 
     uint8 images of 1, 3 or 4 channels are resized as one Pillow image (L, RGB, RGBA), exactly
     as ``Image.resize((width, height), Image.BILINEAR)`` does; other images channel by channel
     as float32 ("F") Pillow images, and come back as float32.
     """
-
-    height: int
-    width: int
-
-    def __post_init__(self) -> None:
-        _check_size(self)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         size = (self.width, self.height)
@@ -113,36 +136,19 @@ class Resize(Transform):
 
 
 @dataclass(frozen=True)
-class CenterCrop(Transform):
+class CenterCrop(_Crop):
     """The central ``height`` x ``width`` window (rows from ``(H - height) // 2``, same for columns)."""
 
-    height: int
-    width: int
-
-    def __post_init__(self) -> None:
-        _check_size(self)
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        _check_fits(self, image)
-        top, left = (image.shape[0] - self.height) // 2, (image.shape[1] - self.width) // 2
-        return np.ascontiguousarray(image[top : top + self.height, left : left + self.width])
+    def _corner(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int]:
+        return (height - self.height) // 2, (width - self.width) // 2
 
 
 @dataclass(frozen=True)
-class RandomCrop(Transform):
+class RandomCrop(_Crop):
     """A ``height`` x ``width`` window at a random position (uniform over all positions)."""
 
-    height: int
-    width: int
-
-    def __post_init__(self) -> None:
-        _check_size(self)
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        _check_fits(self, image)
-        top = int(rng.integers(0, image.shape[0] - self.height + 1))
-        left = int(rng.integers(0, image.shape[1] - self.width + 1))
-        return np.ascontiguousarray(image[top : top + self.height, left : left + self.width])
+    def _corner(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int]:
+        return int(rng.integers(0, height - self.height + 1)), int(rng.integers(0, width - self.width + 1))
 
 
 @dataclass(frozen=True)
@@ -296,18 +302,6 @@ class ToCHW(Transform):
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _check_size(step: Resize | CenterCrop | RandomCrop) -> None:
-    name = type(step).__name__
-    check_positive_int(f"{name}.height", step.height)
-    check_positive_int(f"{name}.width", step.width)
-
-
-def _check_fits(step: CenterCrop | RandomCrop, image: np.ndarray) -> None:
-    height, width = image.shape[:2]
-    if step.height > height or step.width > width:
-        raise ValueError(f"{step!r} is larger than the image ({height}x{width}); Resize it first or crop less")
 
 
 def _factor_range(name: str, value: FactorRange) -> tuple[float, float]:
