@@ -19,6 +19,7 @@ import ipywidgets as widgets
 from dask.utils import format_bytes
 
 from workbench.context import Context, scheduler_workers
+from workbench.widgets.busy import answer_while_busy
 from workbench.widgets.html import save_html
 
 __all__ = ["ClusterWidget"]
@@ -88,6 +89,8 @@ class ClusterWidget(widgets.VBox):
         )
         if self.scale_down is not None:
             self.scale_down.disabled = len(rows) <= 1
+            for button in (self.scale_up, self.scale_down):
+                answer_while_busy(button)  # scaling works while a fit keeps the kernel busy
 
     def start(self) -> None:
         """Refresh every ``period`` seconds in a background thread (until :meth:`stop`)."""

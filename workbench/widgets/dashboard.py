@@ -26,6 +26,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from workbench.train.callbacks import Callback
+from workbench.widgets.busy import answer_while_busy
 
 __all__ = ["TrainingDashboard"]
 
@@ -94,6 +95,7 @@ class TrainingDashboard(Callback):
         self.workers = {}  # the run's workers are known from the first epoch on
         self.stop_button.disabled = False
         self.stop_button.description = "Stop"
+        answer_while_busy(self.stop_button)  # its click is handled while fit keeps the kernel busy
         self._render()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -135,7 +137,11 @@ class TrainingDashboard(Callback):
             self.workers.setdefault(worker, {"status": "alive", "samples_per_s": None})["rank"] = rank
 
     def _stop(self, button: widgets.Button | None = None) -> None:
-        """The Stop button: the fit ends at its next check (see :mod:`workbench.train.run`)."""
+        """The Stop button: the fit ends at its next check (see :mod:`workbench.train.run`).
+
+        In a kernel with subshells this runs on the widget subshell's thread (see
+        :mod:`workbench.widgets.busy`) while the main thread trains.
+        """
         if self.estimator is not None:
             self.estimator.stop_training = True
         self.stop_button.disabled = True
