@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make lab    create .venv, install everything, start JupyterLab on an embedded local cluster
-#   make test   same set-up, then the whole test suite
+#   make test   same set-up (plus Debian's chromium for the browser tests), then the whole test suite
 # The install is idempotent: a stamp file keyed on pyproject.toml's hash skips it when nothing changed.
 
 PYTHON ?= python3
@@ -11,6 +11,9 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml constraints.txt | 
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
+# the browser tests drive Debian's Chromium through Playwright (never `playwright install`)
+CHROMIUM  := /usr/bin/chromium
 
 .PHONY: install lab test bench clean
 
@@ -29,7 +32,11 @@ lab: install
 	WORKBENCH_CLUSTER=$${WORKBENCH_CLUSTER:-local} $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) \
 		--no-browser $(ROOT_FLAG) $(LAB_ARGS)
 
-test: install
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y chromium
+
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -14,6 +14,8 @@ import pytest
 
 import workbench as wb
 
+from .browser import JupyterLab, chromium
+
 DASK_CLI = [str(Path(sys.executable).with_name("dask"))]
 
 
@@ -91,6 +93,25 @@ def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def jupyter_lab(tmp_path_factory) -> Iterator[JupyterLab]:
+    """A JupyterLab server on 127.0.0.1 (token, free port) serving an empty folder."""
+    lab = JupyterLab(tmp_path_factory.mktemp("lab-root"), tmp_path_factory.mktemp("lab-home"))
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture(scope="module")
+def page(jupyter_lab):
+    """A page of headless Debian Chromium, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = chromium(playwright)
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
+        browser.close()
 
 
 def _scheduler_address(scheduler_file: Path) -> str | None:

@@ -96,9 +96,9 @@ def test_replay_draws_a_finished_history(fitted):
     replayed = TrainingDashboard.replay(estimator.history_, estimator.events_)
     pd.testing.assert_frame_equal(replayed.epoch_data.set_index("epoch"), estimator.history_, check_names=False)
     assert "epoch 3/3" in replayed.status.value
-    plotted = replayed.epochs_pipe.data
-    assert set(plotted["series"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert np.allclose(plotted[plotted["series"] == "val_loss"]["value"], estimator.history_["val_loss"])
+    plotted = replayed.curves.epochs
+    assert set(plotted) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert np.allclose(plotted["val_loss"].data["value"], estimator.history_["val_loss"])
 
 
 def test_replay_rejects_what_is_not_a_history():
@@ -139,6 +139,7 @@ def test_stop_button_ends_the_fit_at_the_last_snapshot(context, data):
 
 def test_save_writes_a_standalone_html_file(fitted, tmp_path):
     _, dashboard = fitted
+    dashboard.widget  # shown in a notebook first: its curves are then also in the widget's document
     path = dashboard.save(tmp_path / "training.html")
     page = path.read_text()
     markup = re.sub(r"<script\b[^>]*>.*?</script>", "<script></script>", page, flags=re.S)  # code removed

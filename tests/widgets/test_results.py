@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 from sklearn.metrics import classification_report, mean_absolute_error, mean_squared_error, r2_score
 
+import workbench as wb
+
 from workbench.widgets.results import (
     show_classification,
     show_forecast,
@@ -51,6 +53,23 @@ def test_misclassified_texts_and_images():
     view = show_classification(TRUTH, PREDICTED, examples=images, max_examples=10)
     grid = next(p for p in view.parts if isinstance(p, Image.Image))
     assert grid.size == (8 * 66, 2 * 78)  # 10 images: 8 columns, 2 rows of 64 + gap + caption
+
+
+def test_misclassified_images_from_an_imageset(tmp_path):
+    images = wb.feature.ImageSet.read(wb.datasets.write_image_folder(tmp_path / "digits"), mode="L")
+    _, truth = images.to_arrays()
+    predicted = truth.copy()
+    predicted[[3, 50, 700]] = (truth[[3, 50, 700]] + 1) % 10
+    view = show_classification(truth, predicted, examples=images)
+    assert sorted(view.misclassified_) == [3, 50, 700]
+    grid = next(p for p in view.parts if isinstance(p, Image.Image))
+    assert grid.size == (3 * 66, 78)  # three 8x8 digits, each in a 64-pixel tile with its caption
+
+
+def test_a_list_of_names_labels_integer_coded_classes():
+    view = show_classification([0, 1, 1, 0], [0, 1, 0, 0], labels=["negative", "positive"])
+    assert list(view.confusion_matrix_.index) == ["negative", "positive"]
+    assert view.confusion_matrix_.loc["positive", "negative"] == 1
 
 
 def test_large_dask_input_is_sampled_and_says_so():

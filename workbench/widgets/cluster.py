@@ -19,7 +19,7 @@ import ipywidgets as widgets
 from dask.utils import format_bytes
 
 from workbench.context import Context, scheduler_workers
-from workbench.widgets.busy import answer_while_busy
+from workbench.widgets.notebook import answer_while_busy
 from workbench.widgets.html import save_html
 
 __all__ = ["ClusterWidget"]

@@ -3,14 +3,15 @@
 :class:`TrainingDashboard` is an ordinary :class:`~workbench.train.callbacks.Callback`: it is
 fed only by the Estimator's hooks (the per-step metrics stream, the epoch logs, the worker
 events), so anyone can pass it to ``fit(callbacks=[...])``; ``fit(progress="widget")`` adds
-and displays one. It shows a progress bar (epoch, step, ETA), live HoloViews curves (per-step
-loss, per-epoch loss and metrics for training and validation, samples/s, learning rate) with
-worker losses and joins marked as vertical lines, each worker's status and samples/s, and a
-Stop button.
+and displays one. It shows a progress bar (epoch, step, ETA), live curves (per-step loss,
+per-epoch loss and metrics for training and validation, samples/s, learning rate; see
+:mod:`workbench.widgets.curves`) with worker losses and joins marked as vertical lines, each
+worker's status and samples/s, and a Stop button.
 
-Drawing costs far more than a training step, so the hooks only append rows to Python lists;
-the curves (:class:`holoviews.streams.Pipe` streams) and widgets are refreshed at most
-``max_updates_per_s`` times a second, and always at each epoch end and at the end of training.
+Drawing costs more than a training step, so the hooks only append rows to Python lists; the
+rows gathered since the last refresh are streamed to the curves, and the widgets redrawn, at
+most ``max_updates_per_s`` times a second, and always at each epoch end and at the end of
+training.
 """
 
 from __future__ import annotations
@@ -21,19 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import holoviews as hv
 import ipywidgets as widgets
 import pandas as pd
 
 from workbench.train.callbacks import Callback
-from workbench.widgets.busy import answer_while_busy
+from workbench.widgets.curves import LiveCurves
+from workbench.widgets.notebook import answer_while_busy, load_bokeh
 
 __all__ = ["TrainingDashboard"]
 
 #: Columns of the per-step data (one row per ``on_batch_end``).
 STEP_COLUMNS = ["step", "epoch", "loss", "samples_per_s", "lr"]
-#: Epoch-log columns that are not curves of the epoch panel.
-_NOT_CURVES = {"epoch", "time", "workers", "samples_per_s", "skipped_batches"}
 
 
 class TrainingDashboard(Callback):
@@ -62,26 +61,22 @@ class TrainingDashboard(Callback):
         self.rate: float | None = None  # steps per second, for the ETA
         self.last_step_time = 0.0
 
-        self.steps_pipe = hv.streams.Pipe(data=pd.DataFrame(columns=STEP_COLUMNS, dtype=float))
-        self.epochs_pipe = hv.streams.Pipe(data=pd.DataFrame({"epoch": [], "series": [], "value": []}))
-        self.events_pipe = hv.streams.Pipe(data=pd.DataFrame({"step": []}, dtype=float))
+        self.curves = LiveCurves(STEP_COLUMNS)
+        self._drawn = {"steps": 0, "epochs": 0, "events": 0}  # rows already streamed to the curves
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="step")
         self.status = widgets.HTML()
         self.worker_table = widgets.HTML()
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
                                           tooltip="end the fit after the current step (keeps the last snapshot)")
         self.stop_button.on_click(self._stop)
-        self.plots = widgets.Output()
-        self.widget = widgets.VBox([
-            widgets.HBox([self.progress, self.status, self.stop_button]), self.worker_table, self.plots,
-        ])
+        self._widget: widgets.VBox | None = None
 
     # -- the data: hooks append, render() draws ---------------------------------------------------
 
     @property
     def step_data(self) -> pd.DataFrame:
         """The per-step points drawn so far (``STEP_COLUMNS``)."""
-        return self.steps_pipe.data
+        return pd.DataFrame(self.curves.steps.data, columns=STEP_COLUMNS)
 
     @property
     def epoch_data(self) -> pd.DataFrame:
@@ -140,7 +135,7 @@ class TrainingDashboard(Callback):
         """The Stop button: the fit ends at its next check (see :mod:`workbench.train.run`).
 
         In a kernel with subshells this runs on the widget subshell's thread (see
-        :mod:`workbench.widgets.busy`) while the main thread trains.
+        :mod:`workbench.widgets.notebook`) while the main thread trains.
         """
         if self.estimator is not None:
             self.estimator.stop_training = True
@@ -151,9 +146,10 @@ class TrainingDashboard(Callback):
         """Push the rows gathered since the last render to the curves and widgets."""
         self.renders += 1
         self.last_render = self.clock()
-        self.steps_pipe.send(pd.DataFrame(self.step_rows, columns=STEP_COLUMNS, dtype=float))
-        self.epochs_pipe.send(_long_epochs(self.epoch_rows))
-        self.events_pipe.send(pd.DataFrame({"step": [float(e["step"]) for e in self.events]}))
+        self.curves.append_steps(self.step_rows[self._drawn["steps"]:])
+        self.curves.append_epochs(self.epoch_rows[self._drawn["epochs"]:])
+        self.curves.append_events([float(e["step"]) for e in self.events[self._drawn["events"]:]])
+        self._drawn = {"steps": len(self.step_rows), "epochs": len(self.epoch_rows), "events": len(self.events)}
         self._draw_progress(finished)
         self.worker_table.value = _worker_table(self.workers)
 
@@ -177,38 +173,28 @@ class TrainingDashboard(Callback):
             parts.append("stopped" if self.estimator is not None and self.estimator.stop_training else "done")
         self.status.value = html.escape(" · ".join(parts))
 
-    # -- the curves -------------------------------------------------------------------------------
-
-    def curves(self) -> hv.Layout:
-        """The live curves: per-step loss, per-epoch logs, samples/s and learning rate."""
-        hv.renderer("bokeh")  # loads the bokeh backend, without notebook output
-
-        events = hv.DynamicMap(lambda data: hv.VLines(data, "step").opts(color="red", line_dash="dashed"),
-                               streams=[self.events_pipe])
-
-        def step_curve(column: str, label: str) -> hv.DynamicMap:
-            curve = hv.DynamicMap(lambda data: hv.Curve(data, "step", column, label=label),
-                                  streams=[self.steps_pipe])
-            return (curve * events).opts(title=label)
-
-        epochs = hv.DynamicMap(
-            lambda data: hv.Dataset(data, ["epoch", "series"], "value").to(hv.Curve, "epoch", "value", "series")
-            .overlay("series").opts(title="per epoch"),
-            streams=[self.epochs_pipe],
-        )
-        panels = [step_curve("loss", "loss per step"), epochs, step_curve("samples_per_s", "samples/s"),
-                  step_curve("lr", "learning rate")]
-        return hv.Layout(panels).opts(hv.opts.Curve(width=420, height=240, tools=["hover"])).cols(2)
-
     # -- showing, replaying, saving ---------------------------------------------------------------
+
+    @property
+    def widget(self) -> widgets.VBox:
+        """The dashboard as one widget: progress, status and Stop; workers; the live curves.
+
+        The curves are a Bokeh layout inside a widget (jupyter_bokeh), so their updates travel
+        on the widget's comm, which the kernel opened: they reach the page while the fit keeps
+        the kernel busy (HoloViews' and Bokeh's own notebook comms wait for the page to open
+        them, which a busy kernel only hears when the cell ends).
+        """
+        if self._widget is None:
+            from jupyter_bokeh import BokehModel
+
+            self._widget = widgets.VBox([widgets.HBox([self.progress, self.status, self.stop_button]),
+                                         self.worker_table, BokehModel(self.curves.layout)])
+        return self._widget
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        hv.extension("bokeh", inline=True)  # offline: bokeh's JavaScript goes with the notebook
-        self.plots.clear_output()
-        with self.plots:
-            display(self.curves())
+        load_bokeh()  # BokehJS, inline: works offline
         display(self.widget)
 
     @classmethod
@@ -232,22 +218,13 @@ class TrainingDashboard(Callback):
 
     def _html_parts_(self) -> list:
         """What :func:`~workbench.widgets.html.save_html` writes: status, workers, curves, epochs."""
-        return [self.status, self.worker_table, self.curves(), self.epoch_data]
+        return [self.status, self.worker_table, self.curves.layout, self.epoch_data]
 
     def save(self, path: str | Path, title: str = "Training") -> Path:
         """Write the dashboard as it is now to a standalone offline HTML file; returns the path."""
         from workbench.widgets.html import save_html
 
         return save_html(path, self, title=title)
-
-
-def _long_epochs(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Epoch logs as (epoch, series, value) rows: one curve per logged loss or metric."""
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return pd.DataFrame({"epoch": [], "series": [], "value": []})
-    columns = [c for c in frame.columns if c not in _NOT_CURVES]
-    return frame.melt(id_vars="epoch", value_vars=columns, var_name="series", value_name="value")
 
 
 def _worker_table(workers: dict[str, dict[str, Any]]) -> str:

@@ -22,6 +22,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from workbench.widgets.html import save_html
+from workbench.widgets.notebook import load_bokeh
 
 __all__ = ["ResultView", "show_classification", "show_regression", "show_forecast", "show_recommendations"]
 
@@ -54,12 +55,19 @@ class ResultView:
         return self.parts
 
     def _ipython_display_(self) -> None:
+        """Show the parts; plots as Bokeh widgets (jupyter_bokeh), like the dashboard's curves."""
         from IPython.display import Markdown, display
+        from jupyter_bokeh import BokehModel
 
-        _load_notebook_plotting()
+        hv = _holoviews()
+        load_bokeh()
         display(Markdown(f"### {self.title}"))
         for part in self.parts:
-            display(Markdown(part) if isinstance(part, str) else part)
+            if isinstance(part, str):
+                part = Markdown(part)
+            elif isinstance(part, hv.core.Dimensioned):
+                part = BokehModel(hv.render(part, backend="bokeh"))
+            display(part)
 
 
 def show_classification(y_true: Any, y_pred: Any, labels: Any = None, examples: Any = None,
@@ -68,8 +76,9 @@ def show_classification(y_true: Any, y_pred: Any, labels: Any = None, examples: 
 
     Args:
         y_true, y_pred: the true and predicted classes, one per row.
-        labels: the classes in display order (a list), or a mapping class -> display name;
-            default: every class seen, sorted. A class outside ``labels`` is an error.
+        labels: the classes in display order (a list), or a mapping class -> display name,
+            or, for integer-coded classes 0..n-1, the list of their n names; default: every
+            class seen, sorted. A class outside ``labels`` is an error.
         examples: the inputs, one per row: texts (shown as a table) or images (an array of
             ``(n, H, W[, C])`` images or an ImageSet, shown as a grid).
         max_examples: the most misclassified examples shown.
@@ -316,6 +325,9 @@ def _classes(labels: Any, truth: np.ndarray, predicted: np.ndarray) -> tuple[lis
         classes = list(labels)
     elif isinstance(labels, (list, tuple, np.ndarray, pd.Index, pd.Series)):
         classes = list(labels)
+        if _names_of_codes(classes, seen):
+            labels = dict(enumerate(classes))
+            classes = list(labels)
     else:
         raise TypeError(f"labels must be a list of classes or a mapping class -> name, got {type(labels).__name__}")
     if len(set(classes)) != len(classes):
@@ -325,6 +337,14 @@ def _classes(labels: Any, truth: np.ndarray, predicted: np.ndarray) -> tuple[lis
         raise ValueError(f"y_true/y_pred hold classes not in labels: {sorted(map(str, unknown))[:10]}")
     names = [str(labels[c]) if isinstance(labels, Mapping) else str(c) for c in classes]
     return classes, names
+
+
+def _names_of_codes(labels: list[Any], seen: set[Any]) -> bool:
+    """Whether a list of labels names integer-coded classes 0..n-1 (``["cat", "dog"]`` for 0/1)
+    rather than listing the classes themselves: no label is a class seen, every class seen is a
+    code."""
+    return not seen & set(labels) and all(
+        isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(labels) for c in seen)
 
 
 def _report_table(matrix: np.ndarray, names: list[str]) -> pd.DataFrame:
@@ -390,15 +410,3 @@ def _holoviews() -> Any:
 
     return hv
 
-
-_notebook_plotting_loaded = False
-
-
-def _load_notebook_plotting() -> None:
-    """Load HoloViews' bokeh backend into the notebook once, with inline JavaScript (works offline)."""
-    global _notebook_plotting_loaded
-    if not _notebook_plotting_loaded:
-        import holoviews as hv
-
-        hv.extension("bokeh", inline=True)
-        _notebook_plotting_loaded = True

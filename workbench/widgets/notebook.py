@@ -1,4 +1,8 @@
-"""Widgets that answer while the kernel is busy: the dashboard's Stop button during a fit.
+"""The notebook side of the widgets: plotting JavaScript loaded offline, and widgets that
+answer while the kernel is busy (the dashboard's Stop button during a fit).
+
+:func:`load_bokeh` puts BokehJS into the notebook once per kernel, inline, so plots draw
+without a CDN; every plot is shown as a Bokeh widget (jupyter_bokeh).
 
 A Jupyter kernel handles widget messages (a button click) on its main thread, and a running
 ``fit`` keeps that thread busy: a click would wait until the cell ends. ipykernel 7 runs
@@ -22,10 +26,29 @@ import threading
 
 import ipywidgets as widgets
 
-__all__ = ["answer_while_busy"]
+__all__ = ["answer_while_busy", "load_bokeh"]
 
+_bokeh_loaded = False  # BokehJS is in the notebook (put there by this kernel)
 _subshell_lock = threading.Lock()
 _subshell_ids: dict[int, str] = {}  # id(kernel) -> the subshell created for widgets
+
+
+def load_bokeh() -> None:
+    """Put BokehJS into the notebook once, as plain JavaScript output (works offline).
+
+    A JavaScript output runs as soon as the page renders it, before the widgets displayed after
+    it are drawn: a Bokeh widget (jupyter_bokeh) needs ``window.Bokeh`` when it is created,
+    which a loader that fetches asynchronously (``hv.extension``) does not guarantee.
+    """
+    global _bokeh_loaded
+    if not _bokeh_loaded:
+        from bokeh.resources import Resources
+        from IPython.display import Javascript, display
+
+        code = "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)
+        display(Javascript(f"(function() {{\n{code}\n}}).call(window);"))  # BokehJS registers on `this`
+        _bokeh_loaded = True
+
 
 
 def answer_while_busy(widget: widgets.Widget) -> bool:
