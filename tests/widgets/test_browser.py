@@ -60,9 +60,8 @@ def test_dashboard_shows_the_fit_as_it_runs(page, notebook):
     assert _progress_width(dashboard) == 100.0 and any(0 < w for w in widths), widths
     assert dashboard.locator("table").first.text_content().count("alive") == 2  # both workers
 
-    page.wait_for_timeout(1000)  # the last plot updates travel after the widget state
+    sources = _await_sources(page, lambda sources: any(s.get("loss") == STEPS // LOG_EVERY for s in sources))
     screenshot(dashboard, "dashboard")
-    sources = bokeh_sources(page)
     loss_per_step = [s for s in sources if {"step", "loss"} <= set(s)]
     assert [s["loss"] for s in loss_per_step] == [STEPS // LOG_EVERY], sources
     per_epoch = [s for s in sources if {"epoch", "value"} <= set(s) and s["value"] == EPOCHS]
@@ -89,6 +88,15 @@ def test_stop_button_ends_a_running_fit(page, notebook):
     printed.wait_for(timeout=120_000)
     assert int(re.search(r"\d+", printed.text_content()).group()) < 1000
     assert "stopped" in dashboard.locator(".widget-html").first.text_content()
+
+
+def _await_sources(page, drawn, timeout_s: float = 20) -> list[dict[str, int]]:
+    """The page's Bokeh sources once ``drawn(sources)`` holds (the plot updates travel after the
+    widget state), or as they are at the timeout, for the assertions to report."""
+    deadline = time.monotonic() + timeout_s
+    while not drawn(sources := bokeh_sources(page)) and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    return sources
 
 
 def _progress_width(output) -> float:
