@@ -53,9 +53,10 @@ class JupyterLab:
         no_news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         no_news.parent.mkdir(parents=True, exist_ok=True)
         no_news.write_text('{"fetchNews": "false"}')  # no "get notified about news?" toast over the page
+        self.runtime_dir = home / "runtime"
         self.log = (home / "jupyter-lab.log").open("w")
         environment = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"),
-                       "JUPYTER_RUNTIME_DIR": str(home / "runtime"), **(env or {})}
+                       "JUPYTER_RUNTIME_DIR": str(self.runtime_dir), **(env or {})}
         self.process = subprocess.Popen(command, cwd=root, env=environment, stdout=self.log,
                                         stderr=subprocess.STDOUT)
         self._await_ready(timeout=60)
@@ -74,9 +75,26 @@ class JupyterLab:
 
     def api(self, path: str) -> Any:
         """GET ``/api/<path>`` with the token; the decoded JSON."""
-        request = urllib.request.Request(f"{self.url}/api/{path}", headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
+        status, body = self.request("GET", f"/api/{path}")
+        if status != 200:
+            raise ConnectionError(f"GET /api/{path} answered {status}: {body}")
+        return body
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                token: bool = True, opener: urllib.request.OpenerDirector | None = None) -> tuple[int, Any]:
+        """``method path`` with a JSON ``body`` (with the token unless ``token=False``); the
+        status and the decoded JSON answer (None when empty), error statuses included."""
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            headers["Authorization"] = f"token {self.token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with (opener or urllib.request.build_opener()).open(request, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        return status, json.loads(raw) if raw else None
 
     def lab_url(self, path: str = "") -> str:
         """The address that opens ``path`` (a notebook under root) in a fresh workspace."""
@@ -94,11 +112,12 @@ class JupyterLab:
         self.log.close()
 
 
-def write_notebook(path: Path, cells: list[str]) -> Path:
-    """A notebook of code ``cells`` for the ``python3`` kernel (this interpreter)."""
+def write_notebook(path: Path, cells: list[str], kernel: tuple[str, str] = ("python3", "Python 3")) -> Path:
+    """A notebook of code ``cells`` for the kernelspec ``kernel`` (name, display name)."""
+    name, display_name = kernel
     notebook = {
         "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "metadata": {"kernelspec": {"name": name, "display_name": display_name, "language": "python"}},
         "cells": [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None,
                    "outputs": [], "source": source} for i, source in enumerate(cells)],
     }

@@ -1,4 +1,5 @@
-"""Packaging promises: a cheap import, and `make lab` serving JupyterLab."""
+"""Packaging promises: a cheap import, and `make lab` serving JupyterLab with the Workbench
+extension and kernels."""
 
 from __future__ import annotations
 
@@ -48,7 +49,13 @@ def test_make_lab_serves_jupyterlab_and_prints_its_url(tmp_path):
         status = _get_when_listening(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=30)
         assert "started" in json.loads(status)
         with urllib.request.urlopen(url, timeout=30) as reply:
-            assert reply.status == 200 and b"JupyterLab" in reply.read()
+            page = reply.read()
+            assert reply.status == 200 and b"JupyterLab" in page
+        assert b'"name": "analytics-workbench"' in page  # the Workbench sidebar is among the page's extensions
+        kernelspecs = json.loads(_get_when_listening(f"http://127.0.0.1:{port}/api/kernelspecs?token={token}", 30))
+        assert {"workbench-local", "workbench-cluster"} <= set(kernelspecs["kernelspecs"])
+        jobs = json.loads(_get_when_listening(f"http://127.0.0.1:{port}/workbench/api/jobs?token={token}", 30))
+        assert jobs == {"jobs": []}  # the server extension answers
     finally:
         os.killpg(lab.pid, signal.SIGTERM)  # the session make started: make and jupyter lab
         lab.wait(timeout=30)

@@ -10,12 +10,15 @@ Dask cluster by changing only the cluster setting::
     est.fit(df, feature_cols=["x1", "x2"], label_cols="y", epochs=5, batch_size=256)
 
 Importing ``workbench`` is cheap: Dask's distributed runtime, pandas, and the deep-learning
-frameworks load only when first used.
+frameworks load only when first used. In a kernel of a JupyterLab server with the Workbench
+extension, importing it also starts reporting the context and fits to the sidebar
+(:mod:`workbench.lab.reporting`).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from workbench.context import Context, current, init, stop
@@ -43,3 +46,9 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY_NAMES:
         return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+if os.environ.get("WORKBENCH_LAB_CHANNEL"):  # lab.channel.CHANNEL_ENV_VAR, set by the server extension
+    from workbench.lab.reporting import activate
+
+    activate()

@@ -19,12 +19,13 @@ import dask.config
 from dask.utils import format_bytes, parse_bytes, parse_timedelta
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, LocalCluster
     from distributed.deploy import Cluster
 
-__all__ = ["Context", "WorkerInfo", "init", "stop", "current", "scheduler_workers"]
+__all__ = ["Context", "WorkerInfo", "init", "stop", "current", "local_cluster", "scheduler_workers", "tasks_in_flight"]
 
 CLUSTER_ENV_VAR = "WORKBENCH_CLUSTER"
+KERNEL_ENV_VAR = "WORKBENCH_KERNEL"  # "local" or "cluster" in the Workbench kernels (workbench.kernel)
 
 dask.config.update_defaults({"workbench": {"cluster": None, "connect-timeout": "10s"}})
 
@@ -176,7 +177,7 @@ def init(
             ``"tcp://10.0.0.5:8786"``; or any ``distributed.deploy.Cluster`` object, which is
             adopted (and left running by :func:`stop`). When omitted, taken from the
             ``WORKBENCH_CLUSTER`` environment variable or the ``workbench.cluster`` dask config,
-            else ``"local"``.
+            else ``"local"`` (an error in the Workbench (cluster) kernel, which never falls back).
         workers: number of local worker processes (default: one per core).
         threads_per_worker: threads in each local worker (default 1).
         memory_limit: memory limit of each local worker, e.g. ``"4 GiB"`` (default: the
@@ -233,13 +234,23 @@ def current() -> Context | None:
     return _current
 
 
-def scheduler_workers(client: Any) -> dict[str, dict[str, Any]]:
-    """The scheduler's workers (address -> info), asked for now.
+def scheduler_workers(client: Any, timeout: float | None = None) -> dict[str, dict[str, Any]]:
+    """The scheduler's workers (address -> info), asked for now (within ``timeout`` seconds).
 
     ``Client.scheduler_info()`` is not used: its answer can be the copy its periodic refresh
     just wrote, which lists no workers.
     """
-    return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+    return client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=timeout)["workers"]
+
+
+#: Worker task states that count as "in flight" (queued, running, or moving between workers).
+_ACTIVE_STATES = ("executing", "ready", "waiting", "constrained", "fetch", "flight", "long-running")
+
+
+def tasks_in_flight(worker: dict[str, Any]) -> int:
+    """Tasks queued, running or moving on a worker, from its entry in :func:`scheduler_workers`."""
+    counts = worker.get("metrics", {}).get("task_counts", {})
+    return sum(int(counts.get(state, 0)) for state in _ACTIVE_STATES)
 
 
 def _reuse(live: Context, requested: dict[str, Any]) -> Context:
@@ -269,6 +280,11 @@ def _resolve_cluster(cluster: Any) -> Any:
             cluster, source = os.environ[CLUSTER_ENV_VAR], f"${CLUSTER_ENV_VAR}"
         elif dask.config.get("workbench.cluster", None):
             cluster, source = dask.config.get("workbench.cluster"), "dask config workbench.cluster"
+        elif os.environ.get(KERNEL_ENV_VAR) == "cluster":
+            raise ValueError(
+                "the Workbench (cluster) kernel has no cluster configured: run `workbench config set "
+                "cluster tcp://scheduler:8786` (your scheduler's address), then restart the kernel"
+            )
         else:
             return "local"
     if isinstance(cluster, Cluster):
@@ -332,14 +348,18 @@ def _memory_limit(value: Any) -> Any:
     return value
 
 
-def _start_local(workers: int, threads_per_worker: int, memory_limit: Any) -> Context:
-    from distributed import Client, LocalCluster
+def local_cluster(workers: int, threads_per_worker: int = 1, memory_limit: Any = "auto") -> LocalCluster:
+    """A ``LocalCluster`` of worker processes on 127.0.0.1, set up for training.
+
+    Used by :func:`init` and by the JupyterLab extension's "New local cluster".
+    """
+    from distributed import LocalCluster
 
     # Dask sets MALLOC_TRIM_THRESHOLD_ in worker processes to hand memory back eagerly; for
     # training it turns every large temporary (activations, gradients) into fresh page faults
     # and cut training throughput up to 3x here, so Workbench's workers keep glibc's defaults.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = LocalCluster(
+        return LocalCluster(
             n_workers=workers,
             threads_per_worker=threads_per_worker,
             memory_limit=memory_limit,
@@ -347,6 +367,12 @@ def _start_local(workers: int, threads_per_worker: int, memory_limit: Any) -> Co
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",  # a free port, never a fixed one
         )
+
+
+def _start_local(workers: int, threads_per_worker: int, memory_limit: Any) -> Context:
+    from distributed import Client
+
+    cluster = local_cluster(workers, threads_per_worker, memory_limit)
     try:
         client = Client(cluster, set_as_default=True)
     except BaseException:

@@ -1,12 +1,22 @@
-"""Distributed data-parallel training: the Estimator, its parameter server, optimizers and callbacks."""
+"""Distributed data-parallel training: the Estimator, its parameter server, optimizers and callbacks.
 
-from workbench.train.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ProgressBar
-from workbench.train.estimator import Estimator
-from workbench.train.run import TrainingFailed
-from workbench.train.snapshots import SnapshotError
-from workbench.train.worker import NonFiniteError
+The names below load on first use, so ``workbench.train.callbacks`` imports without the
+training machinery (the JupyterLab job reporter hooks in through it).
+"""
 
-__all__ = [
-    "Estimator", "Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "ProgressBar",
-    "TrainingFailed", "SnapshotError", "NonFiniteError",
-]
+from workbench.lazy import lazy_attributes
+
+_HOMES = {
+    "Estimator": "workbench.train.estimator",
+    "Callback": "workbench.train.callbacks",
+    "EarlyStopping": "workbench.train.callbacks",
+    "ModelCheckpoint": "workbench.train.callbacks",
+    "LearningRateScheduler": "workbench.train.callbacks",
+    "ProgressBar": "workbench.train.callbacks",
+    "TrainingFailed": "workbench.train.run",
+    "SnapshotError": "workbench.train.snapshots",
+    "NonFiniteError": "workbench.train.worker",
+}
+__all__ = list(_HOMES)
+
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -8,7 +8,11 @@ that step). Epoch hooks receive the epoch's logs: ``epoch``, ``loss``, the metri
 ``samples_per_s``, ``time`` and ``workers``. Setting ``estimator.stop_training`` ends the fit
 (see :mod:`workbench.train.run`). Nothing here draws widgets: a widget is just another
 callback, defined in :mod:`workbench.widgets`. ``on_train_begin`` receives ``epochs`` (the
-fit's target) and ``epochs_done`` (epochs already done, when resuming).
+fit's target) and ``epochs_done`` (epochs already done, when resuming). A fit that raises calls
+``on_train_failed(error)`` instead of ``on_train_end``.
+
+:func:`add_fit_observer` makes every later fit run one more callback without the caller passing
+it: the JupyterLab job list (:mod:`workbench.lab.jobs`) sees every fit of a kernel that way.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "ProgressBar"]
+__all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "ProgressBar",
+           "add_fit_observer", "fit_observers"]
+
+_observer_factories: list[Callable[[], Callback]] = []
 
 
 class Callback:
@@ -42,6 +49,20 @@ class Callback:
     def on_workers_changed(self, event: dict) -> None:
         """Workers were lost (the fit rolled back to its last snapshot) or joined; ``event``
         is the row added to ``estimator.events_``."""
+
+    def on_train_failed(self, error: BaseException) -> None:
+        """The fit raised ``error`` (it propagates after the callbacks ran); no ``on_train_end``."""
+
+
+def add_fit_observer(factory: Callable[[], Callback]) -> None:
+    """Have every later ``fit`` in this process also run the callback ``factory()`` returns."""
+    if factory not in _observer_factories:
+        _observer_factories.append(factory)
+
+
+def fit_observers() -> list[Callback]:
+    """One fresh callback from each factory given to :func:`add_fit_observer`."""
+    return [factory() for factory in _observer_factories]
 
 
 class CallbackList(Callback):
@@ -77,6 +98,10 @@ class CallbackList(Callback):
     def on_workers_changed(self, event):
         for c in self.callbacks:
             c.on_workers_changed(event)
+
+    def on_train_failed(self, error):
+        for c in self.callbacks:
+            c.on_train_failed(error)
 
 
 class _Monitor(Callback):

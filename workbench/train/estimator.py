@@ -24,8 +24,9 @@ import pandas as pd
 from workbench.arguments import as_list, check_positive_int
 from workbench.data.arrays import check_columns, frame_to_arrays
 from workbench.data.shard import as_collection, as_dask_array, partition_arrays, shard
+from workbench.jupyter import current_kernel
 from workbench.train import checkpoint
-from workbench.train.callbacks import Callback, CallbackList, ProgressBar
+from workbench.train.callbacks import Callback, CallbackList, ProgressBar, fit_observers
 from workbench.train.inference import Weights, check_loss, evaluate_part, model_output, predict_arrays, predict_frame
 from workbench.train.metrics import get_metrics
 from workbench.train.optimizers import SliceOptimizer, from_keras, get_optimizer, optimizer_from_config
@@ -245,7 +246,8 @@ class Estimator:
             self.feature_cols_ = as_list(feature_cols) or None
             self.label_cols_ = as_list(label_cols) or None
             display = _progress_display(progress, verbose)
-            callback_list = CallbackList(list(callbacks or []) + ([display] if display else []), self)
+            observers = fit_observers()  # e.g. the JupyterLab job list
+            callback_list = CallbackList(list(callbacks or []) + observers + ([display] if display else []), self)
             settings = FitSettings(epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                    log_every=log_every, snapshot_every=snapshot_every, max_failures=max_failures,
                                    on_nonfinite=on_nonfinite)
@@ -409,7 +411,7 @@ def _progress_display(progress: str | None, verbose: bool | None) -> Callback | 
     if progress == "auto":
         if verbose:
             progress = "bar"
-        elif _in_jupyter_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+        elif current_kernel() is not None and importlib.util.find_spec("ipywidgets") is not None:
             progress = "widget"
         else:
             progress = "bar" if sys.stderr.isatty() else None
@@ -424,13 +426,6 @@ def _progress_display(progress: str | None, verbose: bool | None) -> Callback | 
         display(dashboard)
         return dashboard
     return None
-
-
-def _in_jupyter_kernel() -> bool:
-    """Whether this process is a Jupyter kernel (IPython with a kernel attached)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
 
 
 def _head(pair: tuple, rows: int) -> tuple:

@@ -151,9 +151,10 @@ class TrainingRun:
                     lost = error if lost is None else _WorkersLost(lost.workers | error.workers)
         except _Stopped:  # drop the segment in flight: the estimator ends with the last snapshot,
             self._close()  # read from the store, as the shards may already have moved past it
-        except BaseException:
+        except BaseException as error:
             self._close()
             self._restore_estimator()  # keep the last snapshot's weights
+            self.callbacks.on_train_failed(error)
             raise
         self._parameters()  # fetched while the shards are up, rather than read back from the store
         self._close()

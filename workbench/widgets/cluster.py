@@ -18,15 +18,11 @@ from typing import Any
 import ipywidgets as widgets
 from dask.utils import format_bytes
 
-from workbench.context import Context, scheduler_workers
+from workbench.context import Context, scheduler_workers, tasks_in_flight
 from workbench.widgets.notebook import answer_while_busy
 from workbench.widgets.html import save_html
 
 __all__ = ["ClusterWidget"]
-
-#: Worker task states that count as "in flight" (queued, running, or moving between workers).
-_ACTIVE_STATES = ("executing", "ready", "waiting", "constrained", "fetch", "flight", "long-running")
-
 
 class ClusterWidget(widgets.VBox):
     """Workers, cores, memory, tasks in flight, dashboard link and scale buttons of a context.
@@ -72,7 +68,7 @@ class ClusterWidget(widgets.VBox):
             return
         workers = sorted(scheduler_workers(self.context.client).items())
         rows = [(str(w.get("name", address)), address, int(w.get("nthreads", 0)),
-                 int(w.get("memory_limit") or 0), _tasks_in_flight(w)) for address, w in workers]
+                 int(w.get("memory_limit") or 0), tasks_in_flight(w)) for address, w in workers]
         link = self.context.dashboard_link
         dashboard = f'<a href="{html.escape(link)}" target="_blank">Dask dashboard</a>' if link else "no dashboard"
         self.summary.value = (
@@ -131,7 +127,3 @@ class ClusterWidget(widgets.VBox):
                 self.summary.value = f"<b>Workbench cluster</b>: refresh failed: {html.escape(repr(error))}"
                 self.stop()
 
-
-def _tasks_in_flight(worker: dict[str, Any]) -> int:
-    counts = worker.get("metrics", {}).get("task_counts", {})
-    return sum(int(counts.get(state, 0)) for state in _ACTIVE_STATES)

@@ -21,10 +21,11 @@ when the cell ends, as widgets always did.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 
 import ipywidgets as widgets
+
+from workbench.jupyter import current_kernel
 
 __all__ = ["answer_while_busy", "load_bokeh"]
 
@@ -66,9 +67,7 @@ def answer_while_busy(widget: widgets.Widget) -> bool:
 
 def _current_kernel():
     """The ipykernel kernel running this code if it supports subshells, else None."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    kernel = getattr(shell, "kernel", None)
+    kernel = current_kernel()
     return kernel if getattr(kernel, "_supports_kernel_subshells", False) else None
 
 
