@@ -69,11 +69,9 @@ class LabKernel:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[JupyterLab]:
-    """A JupyterLab server with the Workbench extension (installed with the package)."""
-    server = JupyterLab(tmp_path_factory.mktemp("lab-root"), tmp_path_factory.mktemp("lab-home"))
-    yield server
-    server.stop()
+def lab(jupyter_lab) -> JupyterLab:
+    """The module's JupyterLab server, with the Workbench extension (installed with the package)."""
+    return jupyter_lab
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from workbench.lab.jobs import DETAIL_POINTS, SPARKLINE_POINTS, JobBook
 from workbench.train import callbacks
 from workbench.train.callbacks import Callback, add_fit_observer, fit_observers
 
+from ..train.faults import KillAt
+
 
 def data(rows: int = 1024):
     rng = np.random.default_rng(0)
@@ -64,6 +66,16 @@ def test_stop_ends_a_running_fit(context):
     fitted.fit(data(), epochs=50, batch_size=8, log_every=1, progress=None, callbacks=[record, StopFromThePanel()])
     summary = record.summary()
     assert summary["status"] == "stopped" and summary["epoch"] < 50 and 0 < summary["progress"] < 1
+
+
+def test_a_killed_worker_is_a_failure_the_job_recovered_from(context):
+    record = JobBook().new_record()
+    killer = KillAt(20, lambda fitted: fitted.workers_[1])
+    estimator().fit(data(), epochs=2, batch_size=8, log_every=1, progress=None, callbacks=[killer, record],
+                    snapshot_every=10)
+    detail = record.detail()
+    assert detail["status"] == "finished" and detail["failures_recovered"] == 1
+    assert [(event["kind"], event["workers"]) for event in detail["events"]][0] == ("workers_lost", [killer.killed])
 
 
 def test_a_failed_fit_names_its_error_and_a_nan_loss_is_null(context):

@@ -103,3 +103,16 @@ def test_stop_ends_the_fit(notebook_page):
     notebook_page.locator(".wb-cluster .wb-scale-down").click()  # no fit running: a worker leaves quietly
     notebook_page.wait_for_function("document.querySelectorAll('.wb-cluster .wb-worker').length === 2",
                                     timeout=TIMEOUT_MS)
+
+
+def test_new_local_cluster_starts_one_owned_by_the_server_and_stop_closes_it(notebook_page):
+    notebook_page.locator(".wb-new-cluster").click()
+    server_cluster = notebook_page.locator(".wb-cluster", has=notebook_page.locator(".wb-cluster-owner", has_text="server"))
+    server_cluster.wait_for(timeout=TIMEOUT_MS)
+    notebook_page.wait_for_function(
+        "[...document.querySelectorAll('.wb-cluster')].some(card =>"
+        " card.querySelector('.wb-cluster-owner')?.textContent.includes('server')"
+        " && card.querySelectorAll('.wb-worker').length === 2)", timeout=TIMEOUT_MS)
+    assert server_cluster.locator(".wb-cluster-connect").inner_text().startswith('wb.init(cluster="tcp://127.0.0.1:')
+    server_cluster.locator(".wb-cluster-stop").click()
+    notebook_page.wait_for_function("document.querySelectorAll('.wb-cluster').length === 1", timeout=TIMEOUT_MS)

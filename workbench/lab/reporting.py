@@ -13,6 +13,7 @@ server extension (the server sets ``WORKBENCH_LAB_CHANNEL``), or a Workbench ker
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import threading
@@ -22,7 +23,7 @@ from workbench.lab.channel import CHANNEL_ENV_VAR, ChannelError, KernelEndpoint
 from workbench.lab.clusters import describe_cluster, requested_workers
 from workbench.lab.jobs import JobBook
 
-__all__ = ["activate", "endpoint"]
+__all__ = ["activate", "load_ipython_extension"]
 
 #: Seconds the scheduler has to list its workers before the kernel answers without them.
 SCHEDULER_TIMEOUT = 3.0
@@ -44,13 +45,9 @@ def activate() -> bool:
     with _lock:
         if _endpoint is None:
             _endpoint = KernelEndpoint(channel_dir, _handle, {"kernel_id": current_kernel_id()})
+            atexit.register(_endpoint.close)  # a kernel shut down leaves no socket behind
             add_fit_observer(_book.new_record)
     return True
-
-
-def endpoint() -> KernelEndpoint | None:
-    """This kernel's endpoint, when :func:`activate` opened one."""
-    return _endpoint
 
 
 def _handle(request: dict[str, Any]) -> Any:
