@@ -41,11 +41,17 @@ def describe_cluster(
                 "cpu": float(info.get("metrics", {}).get("cpu", 0.0)),
                 "tasks": tasks_in_flight(info), "status": str(info.get("status", "running")),
             }
-            for address, info in sorted(workers.items())
+            for address, info in sorted(workers.items(), key=_by_name)
         ],
         "can_scale": can_scale, "can_stop": True,
         "connect": f'wb.init(cluster="{scheduler}")',
     }
+
+
+def _by_name(item: tuple[str, dict[str, Any]]) -> tuple[int, int | str]:
+    """Sort key of a worker: numeric names (a LocalCluster's 0, 1, ..., 10) in numeric order."""
+    name = str(item[1].get("name", item[0]))
+    return (0, int(name)) if name.isdigit() else (1, name)
 
 
 def requested_workers(body: dict[str, Any], default: int | None = None) -> int:
