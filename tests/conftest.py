@@ -84,10 +84,10 @@ def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
         processes += workers
         yield address, workers
     finally:
+        # workers before the scheduler: a worker whose scheduler is gone retries it before exiting
         for process in reversed(processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
