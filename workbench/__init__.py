@@ -25,7 +25,7 @@ from workbench.context import Context, current, init, stop
 
 __version__ = "0.1.0.dev0"
 __all__ = ["Context", "current", "init", "stop", "data", "feature", "datasets", "train", "optim", "nets", "ml",
-           "models", "Estimator", "Net", "__version__"]
+           "models", "serving", "Estimator", "Net", "__version__"]
 
 _LAZY_SUBMODULES = {
     "data": "workbench.data",
@@ -36,6 +36,7 @@ _LAZY_SUBMODULES = {
     "optim": "workbench.train.optimizers",
     "nets": "workbench.nets",
     "ml": "workbench.ml",
+    "serving": "workbench.serving",
 }
 _LAZY_NAMES = {"Estimator": "workbench.train.estimator", "Net": "workbench.nets"}
 

@@ -3,7 +3,7 @@
 Layout (one file per kind of content, so each is read with the safest loader for it):
 
 - ``workbench.json``: format version, backend, optimizer config, training config, history,
-  and the loss and metrics given by name;
+  the input/output signature, and the loss and metrics given by name;
 - ``optimizer.npz``: optimizer state arrays, read with ``numpy.load(allow_pickle=False)``;
 - the model, written by its backend: for PyTorch ``weights.pt`` (a ``state_dict`` read back
   with ``torch.load(weights_only=True)``) and ``model.pkl`` (the creator function or module);
@@ -40,7 +40,9 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
-__all__ = ["save", "load", "load_model", "UntrustedCodeError", "FORMAT_VERSION"]
+from workbench.serving.signature import Signature
+
+__all__ = ["save", "load", "load_model", "read_config", "read_signature", "UntrustedCodeError", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -76,6 +78,7 @@ def save(estimator: Any, path: Path) -> None:
             "learning_rate_override": estimator._lr_override,
             "feature_cols": estimator.feature_cols_,
             "label_cols": estimator.label_cols_,
+            "signature": None if estimator.signature_ is None else estimator.signature_.to_dict(),
             "history": None if history is None else json.loads(history.reset_index().to_json(orient="records")),
         }
         (staging / "workbench.json").write_text(json.dumps(config, indent=2))
@@ -115,6 +118,7 @@ def load(cls: type, path: Path, model: Any = None, loss: Any = None, metrics: li
     estimator._lr_override = config["learning_rate_override"]
     estimator.feature_cols_ = config["feature_cols"]
     estimator.label_cols_ = config["label_cols"]
+    estimator.signature_ = read_signature(config)
     if config["history"] is not None:
         estimator.history_ = pd.DataFrame(config["history"]).set_index("epoch")
     return estimator
@@ -124,6 +128,16 @@ def load_model(path: Path, model: Any = None, trust_code: bool = False) -> Any:
     """Only the framework model saved at ``path`` (no loss, metrics or optimizer), by :func:`load`'s rules."""
     path = Path(path)
     return _backend_class(_read_config(path)["backend"]).load_model(path, model, trust_code)[1]
+
+
+def read_signature(config: dict[str, Any]) -> Signature | None:
+    """The input/output signature in a ``workbench.json``'s settings (None: saved before any fit)."""
+    return None if config.get("signature") is None else Signature.from_dict(config["signature"])
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The checked settings (``workbench.json``) of the estimator saved at ``path``."""
+    return _read_config(Path(path))
 
 
 def read_code(file: Path, argument: str, trust_code: bool) -> Any:

@@ -32,6 +32,7 @@ from workbench.train.metrics import get_metrics
 from workbench.train.optimizers import SliceOptimizer, from_keras, get_optimizer, optimizer_from_config
 from workbench.train.parameter_server import ParameterServer
 from workbench.train.run import FitSettings, TrainingRun, empty_totals
+from workbench.serving.signature import Signature
 from workbench.train.snapshots import Snapshot, open_store
 
 __all__ = ["Estimator"]
@@ -45,7 +46,9 @@ class Estimator:
     fit), ``events_`` (workers lost and joined during it: time, workers, steps replayed,
     recovery seconds), ``workers_`` (the training workers of the current or last fit: rank
     *n* and parameter shard *n* on ``workers_[n]``), ``step_`` (optimizer steps taken), ``optimizer_state_``
-    (per-parameter optimizer state).
+    (per-parameter optimizer state), ``signature_`` (a :class:`~workbench.serving.Signature`:
+    the shape and dtype of the features and outputs the model was fitted on; saved with it, and
+    checked on every request by :class:`~workbench.serving.InferenceModel`).
     """
 
     def __init__(self, backend: Any, optimizer: SliceOptimizer, metrics: list | None = None,
@@ -67,6 +70,7 @@ class Estimator:
         self.workers_: list[str] | None = None
         self.feature_cols_: list[str] | None = None
         self.label_cols_: list[str] | None = None
+        self.signature_: Signature | None = None
         self.stop_training = False
         self.steps_per_epoch: int | None = None
         self._server: ParameterServer | None = None
@@ -235,7 +239,8 @@ class Estimator:
                 raise ValueError(f"batch_size={batch_size} is smaller than the {shards.num_shards} workers; each needs a sample")
             if validation_data is not None:
                 validation = shard(validation_data, feature_cols, label_cols, allow_nan=allow_nan, context=context)
-            self._check_model_on(*client.submit(_head, shards.futures[0], 8).result())
+            head = client.submit(_head, shards.futures[0], 8).result()
+            output = self._check_model_on(*head)
             fingerprint = {"backend": self.backend.name, "parameters": int(self._replica.flat_params.size),
                            "optimizer": self.optimizer.get_config()["name"], "rows": shards.n_rows}
             if start is not None:
@@ -245,6 +250,7 @@ class Estimator:
                 start = self._initial_snapshot(shards.n_rows)
             self.feature_cols_ = as_list(feature_cols) or None
             self.label_cols_ = as_list(label_cols) or None
+            self.signature_ = Signature.from_example(head[0], output, columns=self.feature_cols_)
             display = _progress_display(progress, verbose)
             observers = fit_observers()  # e.g. the JupyterLab job list
             callback_list = CallbackList(list(callbacks or []) + observers + ([display] if display else []), self)
@@ -271,12 +277,13 @@ class Estimator:
             lr_override=self._lr_override, params=self._replica.flat_params.copy(), state=self.optimizer_state_,
         )
 
-    def _check_model_on(self, features: np.ndarray, labels: np.ndarray | None) -> None:
-        """Run model, loss and metrics on a few training rows here, before any training starts."""
+    def _check_model_on(self, features: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """Run model, loss and metrics on a few training rows here, before any training starts; the model's output."""
         output = model_output(self._replica, features, "training")
         if labels is None:
             raise ValueError("fit() needs labels: give label_cols for a table, or (X, y) arrays")
         check_loss(self._replica, self.metrics, self.backend.loss_name, output, labels)
+        return output
 
     def _summarise(self, results: list[dict]) -> dict[str, float]:
         samples = sum(r["samples"] for r in results)
