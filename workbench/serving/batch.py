@@ -7,7 +7,6 @@ once per worker process (not once per task); each block or partition is predicte
 
 from __future__ import annotations
 
-import math
 import uuid
 from functools import partial
 from typing import Any
@@ -19,6 +18,7 @@ import pandas as pd
 from workbench.arguments import check_positive_int
 from workbench.data.arrays import check_columns, frame_to_arrays
 from workbench.data.shard import as_collection, as_dask_array
+from workbench.train.inference import output_frame, predict_in_batches, prediction_columns
 
 __all__ = ["predict_collection"]
 
@@ -42,9 +42,7 @@ def predict_collection(model: Any, data: Any, batch_size: int) -> Any:
             raise ValueError("the model was not trained on named columns: give predict_dask a Dask array")
         check_columns(data.columns, data.dtypes, list(columns), "feature")
         to_arrays = partial(frame_to_arrays, feature_cols=list(columns), label_cols=[], allow_nan=False)
-        width = math.prod(sample.shape[1:])
-        names = ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
-        meta = pd.DataFrame({name: pd.Series(dtype=sample.dtype) for name in names})
+        names, meta = prediction_columns(sample)
         return data.map_partitions(_predict_frame, shared_model, to_arrays, batch_size, names, meta=meta)
     data = as_dask_array(data, "X")
     data = data.rechunk((data.chunks[0],) + data.shape[1:])
@@ -57,16 +55,12 @@ def predict_collection(model: Any, data: Any, batch_size: int) -> Any:
 
 
 def _predict_rows(features: np.ndarray, model: Any, batch_size: int) -> np.ndarray:
-    """Outputs for every row of ``features``, in order, ``batch_size`` rows at a time."""
-    outputs = [_single_output(model.predict(features[i : i + batch_size])) for i in range(0, len(features), batch_size)]
-    return np.concatenate(outputs) if outputs else _single_output(model.predict(features[:0]))
+    return predict_in_batches(lambda rows: _single_output(model.predict(rows)), features, batch_size)
 
 
 def _predict_frame(frame: pd.DataFrame, model: Any, to_arrays, batch_size: int, columns: list[str]) -> pd.DataFrame:
     features, _ = to_arrays(frame)
-    output = _predict_rows(features, model, batch_size)
-    output = output.reshape(len(output), math.prod(output.shape[1:]))
-    return pd.DataFrame(output, index=frame.index, columns=columns)
+    return output_frame(_predict_rows(features, model, batch_size), frame.index, columns)
 
 
 def _single_output(output: Any) -> np.ndarray:

@@ -27,7 +27,15 @@ from workbench.data.shard import as_collection, as_dask_array, partition_arrays,
 from workbench.jupyter import current_kernel
 from workbench.train import checkpoint
 from workbench.train.callbacks import Callback, CallbackList, ProgressBar, fit_observers
-from workbench.train.inference import Weights, check_loss, evaluate_part, model_output, predict_arrays, predict_frame
+from workbench.train.inference import (
+    Weights,
+    check_loss,
+    evaluate_part,
+    model_output,
+    predict_arrays,
+    predict_frame,
+    prediction_columns,
+)
 from workbench.train.metrics import get_metrics
 from workbench.train.optimizers import SliceOptimizer, from_keras, get_optimizer, optimizer_from_config
 from workbench.train.parameter_server import ParameterServer
@@ -368,9 +376,7 @@ class Estimator:
             check_columns(data.columns, data.dtypes, columns, "feature")
             to_arrays = partial(frame_to_arrays, feature_cols=columns, label_cols=[], allow_nan=allow_nan)
             sample = model_output(weights.replica(), to_arrays(data.head(1, npartitions=-1))[0], "prediction")
-            width = math.prod(sample.shape[1:])
-            names = ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
-            meta = pd.DataFrame({name: pd.Series(dtype=sample.dtype) for name in names})
+            names, meta = prediction_columns(sample)
             return data.map_partitions(predict_frame, weights, to_arrays, batch_size, names, meta=meta)
         if feature_cols is not None:
             raise ValueError("feature_cols applies to tables, not arrays")

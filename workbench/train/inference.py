@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ import pandas as pd
 
 from workbench.train.worker import evaluate_batches
 
-__all__ = ["Weights", "model_output", "check_loss", "predict_arrays", "predict_frame", "evaluate_part", "evaluate_shard"]
+__all__ = ["Weights", "model_output", "check_loss", "predict_in_batches", "predict_arrays", "prediction_columns",
+           "output_frame", "predict_frame", "evaluate_part", "evaluate_shard"]
 
 _CACHE_SIZE = 2
 _replicas: OrderedDict[str, Any] = OrderedDict()
@@ -69,11 +71,30 @@ def check_loss(replica: Any, metrics: list, loss_name: str, output: np.ndarray, 
         ) from error
 
 
+def predict_in_batches(predict: Callable[[np.ndarray], np.ndarray], features: np.ndarray,
+                       batch_size: int) -> np.ndarray:
+    """``predict`` over every row of ``features``, in order, ``batch_size`` rows at a time."""
+    outputs = [predict(features[i : i + batch_size]) for i in range(0, len(features), batch_size)]
+    return np.concatenate(outputs) if outputs else predict(features[:0])
+
+
 def predict_arrays(features: np.ndarray, weights: Weights, batch_size: int) -> np.ndarray:
     """Model outputs for every row of ``features``, in order, batch by batch."""
-    replica = weights.replica()
-    outputs = [replica.predict(features[i : i + batch_size]) for i in range(0, len(features), batch_size)]
-    return np.concatenate(outputs) if outputs else replica.predict(features[:0])
+    return predict_in_batches(weights.replica().predict, features, batch_size)
+
+
+def prediction_columns(sample: np.ndarray) -> tuple[list[str], pd.DataFrame]:
+    """Column names for outputs like ``sample`` (``prediction``, or ``prediction_0``, ... for
+    several values per row) and the empty DataFrame describing them (Dask's ``meta``)."""
+    width = math.prod(sample.shape[1:])
+    names = ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
+    return names, pd.DataFrame({name: pd.Series(dtype=sample.dtype) for name in names})
+
+
+def output_frame(output: np.ndarray, index: pd.Index, columns: list[str]) -> pd.DataFrame:
+    """Outputs, one row per input row, as a DataFrame with the input's index."""
+    output = output.reshape(len(output), math.prod(output.shape[1:]))  # -1 fails for an empty partition
+    return pd.DataFrame(output, index=index, columns=columns)
 
 
 def predict_frame(
@@ -81,9 +102,7 @@ def predict_frame(
 ) -> pd.DataFrame:
     """One partition's predictions as a DataFrame with the partition's index."""
     features, _ = to_arrays(frame)
-    output = predict_arrays(features, weights, batch_size)
-    output = output.reshape(len(output), math.prod(output.shape[1:]))  # -1 fails for an empty partition
-    return pd.DataFrame(output, index=frame.index, columns=columns)
+    return output_frame(predict_arrays(features, weights, batch_size), frame.index, columns)
 
 
 def evaluate_part(pair: tuple, weights: Weights, metrics: list, batch_size: int) -> dict[str, Any]:
