@@ -85,6 +85,10 @@ def test_a_saved_keras_estimator_and_a_keras_file_serve_with_their_signatures(co
     assert [(s.shape, s.dtype) for s in from_file.signature.inputs] == [((None, 4), "float32")]
     np.testing.assert_allclose(from_file.predict(X[:7]), expected[:7], atol=1e-5)
 
+    accelerated = InferenceModel.load(tmp_path / "model.keras", backend="onnxruntime")  # through tf2onnx
+    assert accelerated.backend == "onnxruntime" and accelerated.signature == from_file.signature
+    np.testing.assert_allclose(accelerated.predict(X), expected, atol=1e-5)
+
 
 def test_a_torchscript_file_needs_a_signature_then_serves(tmp_path):
     torch.manual_seed(0)
@@ -95,8 +99,11 @@ def test_a_torchscript_file_needs_a_signature_then_serves(tmp_path):
     with pytest.raises(SignatureError, match=r"mlp\.pt: .*signature=Signature\.from_example"):
         InferenceModel.load(tmp_path / "mlp.pt")
     model = InferenceModel.load(tmp_path / "mlp.pt", signature=Signature.from_example(X))
+    accelerated = InferenceModel.load(tmp_path / "mlp.pt", signature=Signature.from_example(X), backend="onnxruntime")
     with torch.no_grad():
-        np.testing.assert_allclose(model.predict(X), module(torch.from_numpy(X)).numpy(), atol=1e-6)
+        expected = module(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(model.predict(X), expected, atol=1e-6)
+    np.testing.assert_allclose(accelerated.predict(X), expected, atol=1e-5)
 
 
 def test_an_onnx_file_from_elsewhere_serves_with_the_graphs_names_and_shapes(tmp_path):

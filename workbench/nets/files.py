@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "identify"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _DESCRIPTIONS = {
@@ -30,7 +30,7 @@ def load_model(path: str | os.PathLike, model: Any = None, trust_code: bool = Fa
     ``Estimator.load``; its errors name the file at fault.
     """
     path = Path(path)
-    kind = _identify(path)
+    kind = identify(path)
     if kind == "workbench":
         from workbench.train import checkpoint
 
@@ -43,8 +43,8 @@ def load_model(path: str | os.PathLike, model: Any = None, trust_code: bool = Fa
         raise ValueError(f"cannot load {path} ({_DESCRIPTIONS[kind]}): {error}") from error
 
 
-def _identify(path: Path) -> str:
-    """One of the keys of ``_DESCRIPTIONS``; a clear error for anything else."""
+def identify(path: Path) -> str:
+    """What ``path`` holds: "workbench", "torchscript" or "keras"; a clear error for anything else."""
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
     if path.is_dir():

@@ -68,9 +68,16 @@ class InferenceModel:
         if path.suffix == ".onnx" and path.is_file():
             framework_model = path.read_bytes()
         else:
-            from workbench.nets.files import load_model
+            from workbench.nets.files import identify, load_model
 
-            framework_model = load_model(path, model=model, trust_code=trust_code)
+            if identify(path) == "torchscript":  # kept whole: it pickles, and exports to ONNX as TorchScript
+                import torch
+
+                from workbench.nets.torchscript import Scripted
+
+                framework_model = Scripted(torch.jit.load(path, map_location="cpu"))
+            else:
+                framework_model = load_model(path, model=model, trust_code=trust_code)
             if signature is None and path.is_dir():
                 signature = _saved_signature(path)
         try:

@@ -47,19 +47,25 @@ class TorchRunner:
         return [output.numpy() for output in _as_list(outputs)]
 
     def to_onnx(self, signature: Signature, path: Path) -> None:
-        """Export with torch.export (dynamo) and a dynamic batch dimension."""
+        """Export with a dynamic batch dimension: torch.export (dynamo) for ordinary modules; a
+        TorchScript model (which torch.export cannot trace) through the TorchScript exporter."""
         import torch
 
+        from workbench.nets.torchscript import Scripted
         from workbench.train.backends.torch import to_tensor
 
-        examples = tuple(_example(spec) for spec in signature.inputs)
-        batch = torch.export.Dim("batch", min=1)
+        examples = tuple(to_tensor(_example(spec)) for spec in signature.inputs)
+        names = {"input_names": signature.input_names,
+                 "output_names": [spec.name for spec in signature.outputs] or None}
         with _quiet_exporter():
-            torch.onnx.export(
-                self.model, tuple(to_tensor(x) for x in examples), str(path), dynamo=True, verbose=False,
-                input_names=signature.input_names, output_names=[spec.name for spec in signature.outputs] or None,
-                dynamic_shapes=tuple({0: batch} for _ in examples),
-            )
+            if isinstance(self.model, Scripted):
+                batch_axes = {name: {0: "batch"} for name in signature.input_names + (names["output_names"] or [])}
+                torch.onnx.export(self.model.script, examples, str(path), dynamo=False, dynamic_axes=batch_axes,
+                                  **names)
+            else:
+                batch = torch.export.Dim("batch", min=1)
+                torch.onnx.export(self.model, examples, str(path), dynamo=True, verbose=False,
+                                  dynamic_shapes=tuple({0: batch} for _ in examples), **names)
 
     def __reduce__(self):
         return TorchRunner, (self.model,)
@@ -188,6 +194,7 @@ def _quiet_exporter() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
             yield
     finally:
         registration.setLevel(level)
