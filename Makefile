@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make lab    create .venv, install everything, start JupyterLab on an embedded local cluster
-#   make test   same set-up (plus Debian's chromium for the browser tests), then the whole test suite
+#   make test   same set-up (plus Debian's chromium and redis-server for the browser and queue tests),
+#               then the whole test suite
 # The install is idempotent: a stamp file keyed on a hash of the install inputs (pyproject.toml,
 # constraints.txt, the JupyterLab extension's sources) skips it when nothing changed.
 
@@ -18,6 +19,8 @@ LAB_ARGS ?=
 SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 # the browser tests drive Debian's Chromium through Playwright (never `playwright install`)
 CHROMIUM  := /usr/bin/chromium
+# the queue serving tests start Debian's redis-server on a free port of 127.0.0.1
+REDIS     := /usr/bin/redis-server
 
 .PHONY: install lab test bench clean
 
@@ -42,7 +45,11 @@ $(CHROMIUM):
 	$(SUDO) apt-get update
 	$(SUDO) apt-get install -y chromium
 
-test: install $(CHROMIUM)
+$(REDIS):
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y redis-server
+
+test: install $(CHROMIUM) $(REDIS)
 	# the JupyterLab extension's unit tests (jest; node_modules were installed by its build)
 	cd extensions && ../$(BIN)/jlpm install --immutable && ../$(BIN)/jlpm test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 #: Each benchmark as its script and arguments.
 BENCHMARKS = [["startup.py"], ["data.py"], ["sync.py"], ["train.py"], ["train.py", "dashboard"], ["recovery.py"],
-              ["features/text.py"], ["features/image.py"]]
+              ["features/text.py"], ["features/image.py"], ["serving.py"]]
 
 
 def main() -> int:

@@ -1,8 +1,10 @@
-"""Shared fixtures: real Dask clusters (worker processes) that the tests start and stop."""
+"""Shared fixtures: real Dask clusters (worker processes), JupyterLab, Chromium and Redis servers that
+the tests start and stop."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import pytest
 
 import workbench as wb
 
-from .browser import JupyterLab, chromium
+from .browser import JupyterLab, chromium, free_port
 
 DASK_CLI = [str(Path(sys.executable).with_name("dask"))]
 
@@ -129,3 +131,38 @@ def _wait_for(probe, what: str, timeout: float = 60.0):
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.1)
     return value
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A redis-server on a free port of 127.0.0.1, without persistence; stopped after the module."""
+    import redis
+
+    executable = shutil.which("redis-server")
+    assert executable, "redis-server is not installed: `make test` installs Debian's redis-server"
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, f"redis-server exited with code {process.returncode}"
+            try:
+                with redis.Redis.from_url(url) as connection:
+                    connection.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not answer within 20 s"
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

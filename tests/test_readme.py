@@ -91,3 +91,33 @@ def test_readme_feature_engineering_example_runs(tmp_path, monkeypatch, no_conte
     assert namespace["X_ts"].shape == (3 * (320 - 24), 24, 3)  # load, HOUR, WEEKDAY
     assert namespace["y_test"].shape == (3 * (40 - 24), 1, 1)
     assert (tmp_path / "word_index.json").exists()
+
+
+def make_served_model() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+
+def test_readme_serving_examples_run(tmp_path, monkeypatch, context, redis_url):
+    from workbench.serving import serve_queue
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    columns = ["x0", "x1", "x2", "x3"]
+    table = pd.DataFrame(rng.normal(size=(400, 4)).astype(np.float32), columns=columns)
+    table["label"] = (table["x0"] > 0).astype(np.int64) + (table["x1"] > 0.5).astype(np.int64)
+    trained = wb.Estimator.from_torch(make_served_model, optimizer=torch.optim.Adam, optimizer_kwargs={"lr": 0.02},
+                                      loss="cross_entropy")
+    trained.fit(table, feature_cols=columns, label_cols="label", epochs=3, batch_size=64, verbose=False)
+    trained.save("model")
+    X = table[columns].to_numpy()
+    namespace = {"make_model": make_served_model, "X": X, "X_val": X[:200], "y_val": table["label"].to_numpy()[:200],
+                 "df": wb.data.from_pandas(table)}
+    exec(compile(readme_blocks()[3], str(README), "exec"), namespace)
+    assert namespace["scores"].shape == (32, 3)
+    assert namespace["fast"].optimization_report_.metric == "accuracy" and (tmp_path / "model-int8.onnx").is_file()
+    assert len(namespace["predictions"].compute()) == len(table)
+
+    namespace["x"] = X[7]
+    with serve_queue(namespace["model"], redis_url):
+        exec(compile(readme_blocks()[4].replace("redis://127.0.0.1:6379", redis_url), str(README), "exec"), namespace)
+    np.testing.assert_allclose(namespace["y"], namespace["scores"][7], rtol=1e-5, atol=1e-6)

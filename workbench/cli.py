@@ -1,4 +1,4 @@
-"""The ``workbench`` command: install the Jupyter kernels, edit the user config, start JupyterLab.
+"""The ``workbench`` command: install the Jupyter kernels, edit the user config, start JupyterLab, serve a model.
 
 ::
 
@@ -7,25 +7,35 @@
     workbench config set cluster tcp://scheduler:8786                   # then restart the cluster kernel
     workbench config get KEY | unset KEY | list
     workbench lab [DIRECTORY] [--port N] [--ip HOST] [--no-browser] [-- JUPYTER_ARGS...]
+    workbench serve MODEL [--host HOST] [--port N] [--max-batch-size N] [--max-latency-ms MS]  # HTTP /predict
+                          [--backend B] [--concurrency N] [--max-queue N] [--max-body-bytes N] [--token TOKEN]
+                          [--signature FILE.json] [--model MODULE:FUNCTION] [--trust-code]
+    workbench serve MODEL --queue redis://HOST:PORT [--stream S] [--cluster ADDRESS]           # on the workers
+                          [--consumers-per-worker N] [--max-batch-size N] [--result-ttl-s N] [...model options]
 
-User mistakes (an unknown key, a bad value, a missing directory) print one line on stderr and
-exit with status 2.
+User mistakes (an unknown key, a bad value, a missing directory or model) print one line on
+stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.resources
 import importlib.util
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from workbench import config
 
-__all__ = ["main", "kernelspecs_dir"]
+__all__ = ["main", "kernelspecs_dir", "TOKEN_ENV_VAR"]
+
+#: where ``workbench serve`` finds its token when ``--token`` is not given (safer than the command line)
+TOKEN_ENV_VAR = "WORKBENCH_SERVE_TOKEN"
 
 
 class CommandError(Exception):
@@ -63,7 +73,8 @@ def kernelspecs_dir() -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Workbench: kernels, settings and JupyterLab.")
+    parser = argparse.ArgumentParser(prog="workbench",
+                                     description="Workbench: kernels, settings, JupyterLab and model serving.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     kernels = commands.add_parser("kernels", help="install or list the Workbench Jupyter kernels")
@@ -97,6 +108,45 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--ip", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.set_defaults(run=_lab)
+
+    # serving options left out are not passed on, so the defaults stay workbench.serving.server's
+    serving = commands.add_parser(
+        "serve", argument_default=argparse.SUPPRESS, help="serve a model over HTTP (POST /predict)",
+        description="Serve a model over HTTP: POST /predict, GET /health, /signature and /metrics. "
+                    "Stops on SIGTERM or Ctrl+C after answering every request it accepted.")
+    serving.add_argument("model_path", metavar="MODEL",
+                         help="a directory written by Estimator.save, a TorchScript, .keras or .onnx file")
+    serving.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
+    serving.add_argument("--port", type=int, default=8000, metavar="N",
+                         help="the port, 0 for any free one (default: %(default)s)")
+    serving.add_argument("--backend", metavar="B",
+                         help="auto (the default: the model's own framework), torch, keras or onnxruntime")
+    serving.add_argument("--concurrency", type=int, metavar="N", help="batches predicted at once (default: 1)")
+    serving.add_argument("--max-batch-size", type=int, metavar="N", help="rows merged into one model call (default: 64)")
+    serving.add_argument("--max-latency-ms", type=float, metavar="MS",
+                         help="how long a request may wait for others to join its batch (default: 5)")
+    serving.add_argument("--max-queue", type=int, metavar="N",
+                         help="requests that may wait for the model; more are answered 503 (default: 256)")
+    serving.add_argument("--max-body-bytes", type=int, metavar="N",
+                         help="largest request body; larger is 413 (default: 8 MiB)")
+    serving.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' (except on /health); "
+                                         f"better given as ${TOKEN_ENV_VAR}, which the process list does not show")
+    serving.add_argument("--signature", type=Path, metavar="FILE.json",
+                         help="the model's inputs and outputs (Signature.to_dict()): needed for TorchScript")
+    serving.add_argument("--model", dest="model_function", metavar="MODULE:FUNCTION",
+                         help="the function that builds a saved Workbench model (imported from the current "
+                              "directory or the environment), instead of running the code saved with it")
+    serving.add_argument("--trust-code", action="store_true", default=False,
+                         help="run the Python code saved with a Workbench model (only for models you trust)")
+    queue = serving.add_argument_group("queue serving", "answer requests from a Redis stream with consumers on "
+                                       "the Dask workers, instead of HTTP (--max-batch-size: requests per batch)")
+    queue.add_argument("--queue", metavar="redis://HOST:PORT", help="the Redis server holding the request stream")
+    queue.add_argument("--stream", metavar="S", help="the request stream (default: workbench:requests)")
+    queue.add_argument("--cluster", metavar="ADDRESS",
+                       help="the Dask scheduler whose workers answer (default: as wb.init() decides)")
+    queue.add_argument("--consumers-per-worker", type=int, metavar="N", help="consumers on each worker (default: 1)")
+    queue.add_argument("--result-ttl-s", type=int, metavar="N", help="how long results stay readable (default: 3600)")
+    serving.set_defaults(run=_serve)
     return parser
 
 
@@ -147,10 +197,10 @@ def _kernel_spec_manager() -> Any:
     return KernelSpecManager()
 
 
-def _require(module: str, what: str) -> None:
-    """Refuse in one line when the "lab" extra (Jupyter) is not installed."""
+def _require(module: str, what: str, extra: str = "lab") -> None:
+    """Refuse in one line when an extra (Jupyter, the serving libraries) is not installed."""
     if importlib.util.find_spec(module) is None:
-        raise CommandError(f"{what} need {module}: pip install 'analytics-workbench[lab]'")
+        raise CommandError(f"{what} need {module}: pip install 'analytics-workbench[{extra}]'")
 
 
 def _config_set(args: argparse.Namespace, _: list[str]) -> int:
@@ -204,6 +254,114 @@ def _lab_root(directory: Path | None) -> Path:
     if not directory.is_dir():
         raise CommandError(f"{directory} is not a directory" if directory.exists() else f"no such directory: {directory}")
     return directory.resolve()
+
+
+_HTTP_ONLY = ("max_latency_ms", "max_queue", "max_body_bytes", "token")
+_QUEUE_ONLY = ("stream", "cluster", "consumers_per_worker", "result_ttl_s")
+
+
+def _serve(args: argparse.Namespace, _: list[str]) -> int:
+    """Load the model, then serve it until SIGTERM or Ctrl+C (status 0 after a graceful shutdown)."""
+    if hasattr(args, "queue"):
+        return _serve_queue(args)
+    misplaced = [option for option in _QUEUE_ONLY if hasattr(args, option)]
+    if misplaced:
+        raise CommandError(f"{_flags(misplaced)} only apply with --queue")
+    for module in ("starlette", "uvicorn", "prometheus_client"):
+        _require(module, "workbench serve", extra="serving")
+    from workbench.serving.server import serve
+
+    options = {key: getattr(args, key) for key in ("max_batch_size", "max_latency_ms", "max_queue", "max_body_bytes")
+               if hasattr(args, key)}
+    options["token"] = getattr(args, "token", os.environ.get(TOKEN_ENV_VAR))
+    model = _served_model(args)
+    try:
+        serve(model, args.host, args.port, name=Path(args.model_path).name, **options)
+    except ValueError as error:  # an option out of range
+        raise CommandError(str(error)) from error
+    except OSError as error:  # the port is taken, or the host is not this machine's
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {error}") from error
+    return 0
+
+
+def _serve_queue(args: argparse.Namespace) -> int:
+    """Serve the model from a Redis stream on the workers of the cluster until SIGTERM or Ctrl+C."""
+    misplaced = [option for option in _HTTP_ONLY if hasattr(args, option)]
+    if misplaced:
+        raise CommandError(f"{_flags(misplaced)} apply to HTTP serving, not to --queue")
+    _require("redis", "workbench serve --queue", extra="serving")
+    import redis
+
+    import workbench as wb
+    from workbench.serving.queue import serve_queue
+
+    options = {key: getattr(args, key) for key in ("stream", "consumers_per_worker", "result_ttl_s")
+               if hasattr(args, key)}
+    if hasattr(args, "max_batch_size"):
+        options["batch_size"] = args.max_batch_size
+    model = _served_model(args)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as Ctrl+C does: QueueServer.wait stops it
+    try:
+        wb.init(getattr(args, "cluster", None))
+        server = serve_queue(model, args.queue, **options)
+        status = server.status()
+        print(f"Serving {Path(args.model_path).name} ({model.backend}) from {args.queue} stream "
+              f"{server.settings.stream} with {len(status.consumers)} consumers", flush=True)
+        server.wait()
+    except KeyboardInterrupt:
+        return 0
+    except (ValueError, redis.ConnectionError) as error:
+        raise CommandError(str(error)) from error
+    except RuntimeError as error:  # a consumer failed
+        print(f"workbench: {error}", file=sys.stderr)
+        return 1
+    finally:
+        wb.stop()
+    return 0
+
+
+def _flags(options: list[str]) -> str:
+    return ", ".join("--" + option.replace("_", "-") for option in options)
+
+
+def _served_model(args: argparse.Namespace) -> Any:
+    """The InferenceModel ``workbench serve`` was asked for; a CommandError naming the problem if it cannot load."""
+    from workbench.serving.model import InferenceModel
+    from workbench.serving.signature import Signature
+    from workbench.train.checkpoint import UntrustedCodeError
+
+    options = {key: getattr(args, key) for key in ("backend", "concurrency") if hasattr(args, key)}
+    if hasattr(args, "signature"):
+        try:
+            options["signature"] = Signature.from_dict(json.loads(args.signature.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CommandError(f"--signature {args.signature}: not a readable signature ({error!r})") from error
+    if hasattr(args, "model_function"):
+        options["model"] = _import_function(args.model_function)
+    try:
+        return InferenceModel.load(args.model_path, trust_code=args.trust_code, **options)
+    except UntrustedCodeError as error:
+        raise CommandError(f"{error} (here: --model MODULE:FUNCTION or --trust-code)") from error
+    except (OSError, ValueError) as error:  # also SignatureError
+        raise CommandError(str(error)) from error
+
+
+def _import_function(spec: str) -> Any:
+    """The function named ``MODULE:FUNCTION``, importing MODULE from the current directory first."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise CommandError(f"--model takes MODULE:FUNCTION (e.g. mymodels:make_model), got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except ImportError as error:
+        raise CommandError(f"--model {spec}: cannot import {module_name} ({error})") from error
+    except AttributeError as error:
+        raise CommandError(f"--model {spec}: {module_name} has no {function_name}") from error
+    if not callable(function):
+        raise CommandError(f"--model {spec}: {function_name} is not a function")
+    return function
 
 
 if __name__ == "__main__":
