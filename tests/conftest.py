@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,35 +59,29 @@ def no_context(monkeypatch) -> Iterator[None]:
     wb.stop()
 
 
-@pytest.fixture
-def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
-    """A scheduler and two workers started with the `dask` command line on 127.0.0.1.
-
-    Yields the scheduler address and the worker processes; stops every process it started.
-    """
-    scheduler_file = tmp_path / "scheduler.json"
-    common = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    processes = [
-        subprocess.Popen(
-            DASK_CLI + ["scheduler", "--host", "127.0.0.1", "--port", "0",
-                        "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
-            **common,
-        )
-    ]
+@contextmanager
+def command_line_cluster(folder: Path, *options: str, protocol: str = "tcp",
+                         log: Path | None = None) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """A scheduler and two workers started with the `dask` command line on 127.0.0.1 (``options``
+    go to all three, e.g. TLS files); yields the scheduler address and the worker processes, and
+    stops every process it started, by PID: workers first (a worker whose scheduler is gone
+    retries it before exiting)."""
+    scheduler_file = folder / "scheduler.json"
+    output = log.open("w") if log is not None else subprocess.DEVNULL
+    common = {"stdout": output, "stderr": subprocess.STDOUT}
+    processes = [subprocess.Popen(
+        DASK_CLI + ["scheduler", "--protocol", protocol, "--host", "127.0.0.1", "--port", "0",
+                    "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file), *options],
+        **common)]
     try:
-        address = _wait_for(lambda: _scheduler_address(scheduler_file), "the scheduler to write its address")
-        workers = [
-            subprocess.Popen(
-                DASK_CLI + ["worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
-                            "--nthreads", "1", "--no-nanny", "--dashboard-address", "127.0.0.1:0"],
-                **common,
-            )
-            for _ in range(2)
-        ]
+        address = wait_for(lambda: scheduler_address_in(scheduler_file), "the scheduler to write its address")
+        workers = [subprocess.Popen(
+            DASK_CLI + ["worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1", "--nthreads", "1",
+                        "--no-nanny", "--dashboard-address", "127.0.0.1:0", *options],
+            **common) for _ in range(2)]
         processes += workers
         yield address, workers
     finally:
-        # workers before the scheduler: a worker whose scheduler is gone retries it before exiting
         for process in reversed(processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -95,6 +90,15 @@ def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if log is not None:
+            output.close()
+
+
+@pytest.fixture
+def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """A plain-TCP :func:`command_line_cluster`: the scheduler address and the worker processes."""
+    with command_line_cluster(tmp_path) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +120,15 @@ def page(jupyter_lab):
         browser.close()
 
 
-def _scheduler_address(scheduler_file: Path) -> str | None:
+def scheduler_address_in(scheduler_file: Path) -> str | None:
+    """The address a scheduler wrote into its ``--scheduler-file``; None until it has."""
     try:
         return json.loads(scheduler_file.read_text())["address"]
     except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or half written
         return None
 
 
-def _wait_for(probe, what: str, timeout: float = 60.0):
+def wait_for(probe, what: str, timeout: float = 60.0):
     """Poll ``probe()`` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
     while not (value := probe()):

@@ -1,4 +1,5 @@
-"""The ``workbench`` command: install the Jupyter kernels, edit the user config, start JupyterLab, serve a model.
+"""The ``workbench`` command: install the Jupyter kernels, edit the user config, start JupyterLab, serve a model,
+create TLS certificates.
 
 ::
 
@@ -12,6 +13,7 @@
                           [--signature FILE.json] [--model MODULE:FUNCTION] [--trust-code]
     workbench serve MODEL --queue redis://HOST:PORT [--stream S] [--cluster ADDRESS]           # on the workers
                           [--consumers-per-worker N] [--max-batch-size N] [--result-ttl-s N] [...model options]
+    workbench tls create DIR [--host H ...] [--days N] [--force]      # a CA and node certificate for TLS
 
 User mistakes (an unknown key, a bad value, a missing directory or model) print one line on
 stderr and exit with status 2.
@@ -147,6 +149,22 @@ def _parser() -> argparse.ArgumentParser:
     queue.add_argument("--consumers-per-worker", type=int, metavar="N", help="consumers on each worker (default: 1)")
     queue.add_argument("--result-ttl-s", type=int, metavar="N", help="how long results stay readable (default: 3600)")
     serving.set_defaults(run=_serve)
+
+    tls = commands.add_parser("tls", help="TLS certificates for the scheduler, workers and clients")
+    tls_actions = tls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = tls_actions.add_parser(
+        "create", help="write a new CA and a node certificate it signs into DIR",
+        description="Write a self-signed CA (ca.pem, ca-key.pem) and one certificate it signs (node.pem, "
+                    "node-key.pem) for every scheduler, worker and client of a cluster; keys are mode 0600.")
+    create.add_argument("directory", metavar="DIR", type=Path, help="where the files go (created if missing)")
+    create.add_argument("--host", dest="hosts", action="extend", nargs="+", metavar="H",
+                        help="IP addresses or host names of the scheduler and workers, the certificate's "
+                             "subject alternative names (default: 127.0.0.1 localhost)")
+    create.add_argument("--days", type=int, default=365, metavar="N",
+                        help="how long the certificates are valid (default: %(default)s)")
+    create.add_argument("--force", action="store_true",
+                        help="replace certificates already in DIR (a new CA: every machine needs the new files)")
+    create.set_defaults(run=_tls_create)
     return parser
 
 
@@ -317,6 +335,28 @@ def _serve_queue(args: argparse.Namespace) -> int:
         return 1
     finally:
         wb.stop()
+    return 0
+
+
+def _tls_create(args: argparse.Namespace, _: list[str]) -> int:
+    """Write the certificates, then say where each file goes and how the cluster uses them."""
+    from workbench.cluster.tls import create_certificates
+
+    hosts = {"hosts": args.hosts} if args.hosts else {}
+    try:
+        files = create_certificates(args.directory, days=args.days, overwrite=args.force, **hosts)
+    except (ValueError, FileExistsError) as error:
+        raise CommandError(str(error)) from error
+    except OSError as error:  # e.g. a directory that is not writable
+        raise CommandError(f"cannot write certificates to {args.directory}: {error.strerror}") from error
+    options = " ".join(files.dask_cli_options())
+    print(f"wrote {files.ca.parent}/\n"
+          f"  {files.ca.name}, {files.cert.name}, {files.key.name}: copy to every scheduler, worker and client\n"
+          f"  {files.ca_key.name}: signs certificates, keep it off the cluster\n"
+          f"start the cluster with\n"
+          f"  dask scheduler {options}\n"
+          f"  dask worker tls://SCHEDULER:8786 {options}\n"
+          f"and connect with wb.init(\"tls://SCHEDULER:8786\", security=\"{files.ca.parent}\")")
     return 0
 
 

@@ -5,6 +5,8 @@ Which cluster is decided, in order, by the ``cluster`` argument, the environment
 ``WORKBENCH_CLUSTER``, the dask config key ``workbench.cluster``, and finally ``"local"``
 (an embedded ``LocalCluster``). A notebook that calls ``wb.init()`` therefore runs
 unchanged on a laptop and on a cluster: only the environment (or the kernel) differs.
+TLS is switched on the same way: by the ``security`` argument or the dask config key
+``workbench.security`` (see :mod:`workbench.cluster.tls`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import html
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dask.config
 from dask.utils import format_bytes, parse_bytes, parse_timedelta
 
 if TYPE_CHECKING:
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, Security
     from distributed.deploy import Cluster
 
 __all__ = ["Context", "WorkerInfo", "init", "stop", "current", "local_cluster", "scheduler_workers", "tasks_in_flight"]
@@ -27,7 +30,7 @@ __all__ = ["Context", "WorkerInfo", "init", "stop", "current", "local_cluster", 
 CLUSTER_ENV_VAR = "WORKBENCH_CLUSTER"
 KERNEL_ENV_VAR = "WORKBENCH_KERNEL"  # "local" or "cluster" in the Workbench kernels (workbench.kernel)
 
-dask.config.update_defaults({"workbench": {"cluster": None, "connect-timeout": "10s"}})
+dask.config.update_defaults({"workbench": {"cluster": None, "connect-timeout": "10s", "security": None}})
 
 #: Communication schemes of distributed that name a scheduler address.
 _ADDRESS_SCHEMES = ("tcp", "tls", "inproc", "ws", "wss", "ucx")
@@ -66,6 +69,11 @@ class Context:
     @property
     def scheduler_address(self) -> str:
         return self.client.scheduler.address
+
+    @property
+    def security(self) -> Security | None:
+        """The TLS settings of this context's connections, or None when they are not encrypted."""
+        return self.client.security if self.scheduler_address.startswith("tls://") else None
 
     @property
     def dashboard_link(self) -> str | None:
@@ -169,6 +177,7 @@ def init(
     threads_per_worker: int | None = None,
     memory_limit: str | int | float | None = None,
     timeout: str | float | None = None,
+    security: Security | str | os.PathLike[str] | None = None,
 ) -> Context:
     """Start or connect to a Dask cluster and make it the current Workbench context.
 
@@ -184,6 +193,12 @@ def init(
             machine's memory split evenly between workers).
         timeout: how long to try to reach a scheduler (default ``workbench.connect-timeout``,
             10 s).
+        security: TLS for every scheduler, worker and client connection: a certificate
+            directory written by ``workbench tls create`` (:mod:`workbench.cluster.tls`) or a
+            ``distributed.Security``. When omitted, taken from the ``workbench.security`` dask
+            config (a directory), else none. The local cluster then listens on ``tls://``; a
+            ``tls://`` scheduler address needs it. An adopted cluster uses its own security
+            unless this is given.
 
     Returns:
         The live context. Calling ``init()`` again returns it as long as it is open.
@@ -194,6 +209,7 @@ def init(
         "workers": workers,
         "threads_per_worker": threads_per_worker,
         "memory_limit": memory_limit,
+        "security": security,
     }
     options = {name: requested[name] for name in _LOCAL_OPTIONS}
     local_options = _validated_local_options(**options)  # a bad value is named even with a live context
@@ -211,13 +227,16 @@ def init(
         timeout if timeout is not None else dask.config.get("workbench.connect-timeout")
     )
 
+    security_setting = _security_setting(security)
+    tls = _load_security(security_setting)
+
     if spec == "local":
-        _current = _start_local(**local_options)
+        _current = _start_local(**local_options, security=tls)
     elif isinstance(spec, str):
-        _current = _connect(spec, connect_timeout)
+        _current = _connect(spec, connect_timeout, tls)
     else:
-        _current = _adopt(spec, connect_timeout)
-    _current.settings = dict(requested, cluster=spec)
+        _current = _adopt(spec, connect_timeout, tls)
+    _current.settings = dict(requested, cluster=spec, security=security_setting)
     return _current
 
 
@@ -261,6 +280,8 @@ def _reuse(live: Context, requested: dict[str, Any]) -> Context:
     given = {name: value for name, value in requested.items() if value is not None}
     if "cluster" in given:
         given["cluster"] = _resolve_cluster(given["cluster"])
+    if "security" in given:
+        given["security"] = _security_setting(given["security"])
     conflicts = {name: value for name, value in given.items() if live.settings.get(name) != value}
     if conflicts:
         raise RuntimeError(
@@ -307,6 +328,52 @@ def _resolve_cluster(cluster: Any) -> Any:
     )
 
 
+def _security_setting(security: Any) -> Path | Security | None:
+    """Normalise the security setting to None, an absolute certificate directory, or a ``Security``."""
+    from distributed import Security
+
+    source = "security argument"
+    if security is None:
+        security, source = dask.config.get("workbench.security", None), "dask config workbench.security"
+        if security is None:
+            return None
+    if isinstance(security, Security):
+        return security
+    if isinstance(security, (str, os.PathLike)):
+        return Path(security).expanduser().absolute()
+    raise TypeError(
+        f"security ({source}) must be a certificate directory or a distributed.Security, "
+        f"not {type(security).__name__}"
+    )
+
+
+def _load_security(setting: Path | Security | None) -> Security | None:
+    """The ``Security`` for a setting: a directory's certificates are read (and checked) now."""
+    if isinstance(setting, Path):
+        from workbench.cluster import tls
+
+        return tls.security(setting)
+    return setting
+
+
+def _check_security(address: str, security: Security | None) -> None:
+    """Refuse, saying what to do, a scheduler address and a security that cannot work together."""
+    encrypted = address.startswith("tls://")
+    # without security, a tls:// address can still work from distributed's own TLS config
+    configured = dask.config.get("distributed.comm.tls.ca-file", None) or dask.config.get(
+        "distributed.client.security-loader", None)
+    if security is None and encrypted and not configured:
+        raise ValueError(
+            f"the scheduler {address} speaks TLS: pass security= (a directory written by "
+            "`workbench tls create`, or a distributed.Security) or set the dask config workbench.security"
+        )
+    if security is not None and security.require_encryption and not encrypted:
+        raise ValueError(
+            f"TLS is required (security= or the dask config workbench.security) but {address} "
+            "is not a tls:// address"
+        )
+
+
 def _validated_local_options(
     workers: int | None, threads_per_worker: int | None, memory_limit: Any
 ) -> dict[str, Any]:
@@ -348,9 +415,13 @@ def _memory_limit(value: Any) -> Any:
     return value
 
 
-def local_cluster(workers: int, threads_per_worker: int = 1, memory_limit: Any = "auto") -> LocalCluster:
+def local_cluster(
+    workers: int, threads_per_worker: int = 1, memory_limit: Any = "auto", security: Security | None = None
+) -> LocalCluster:
     """A ``LocalCluster`` of worker processes on 127.0.0.1, set up for training.
 
+    With a ``security`` that requires encryption (as a certificate directory's does), every
+    connection (client, scheduler, workers, nannies) is TLS.
     Used by :func:`init` and by the JupyterLab extension's "New local cluster".
     """
     from distributed import LocalCluster
@@ -366,13 +437,14 @@ def local_cluster(workers: int, threads_per_worker: int = 1, memory_limit: Any =
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",  # a free port, never a fixed one
+            security=security,  # one that requires encryption makes every address tls://
         )
 
 
-def _start_local(workers: int, threads_per_worker: int, memory_limit: Any) -> Context:
+def _start_local(workers: int, threads_per_worker: int, memory_limit: Any, security: Security | None) -> Context:
     from distributed import Client
 
-    cluster = local_cluster(workers, threads_per_worker, memory_limit)
+    cluster = local_cluster(workers, threads_per_worker, memory_limit, security)
     try:
         client = Client(cluster, set_as_default=True)
     except BaseException:
@@ -381,11 +453,12 @@ def _start_local(workers: int, threads_per_worker: int, memory_limit: Any) -> Co
     return Context(client, cluster, kind="local", owns_cluster=True)
 
 
-def _connect(address: str, timeout: float) -> Context:
+def _connect(address: str, timeout: float, security: Security | None) -> Context:
     from distributed import Client
 
+    _check_security(address, security)
     try:
-        client = Client(address, timeout=timeout, set_as_default=True)
+        client = Client(address, timeout=timeout, set_as_default=True, security=security)
     except (OSError, TimeoutError) as error:
         raise ConnectionError(
             f"could not reach a Dask scheduler at {address} within {timeout:g} s ({error}); "
@@ -394,12 +467,14 @@ def _connect(address: str, timeout: float) -> Context:
     return Context(client, None, kind="address", owns_cluster=False)
 
 
-def _adopt(cluster: Cluster, timeout: float) -> Context:
+def _adopt(cluster: Cluster, timeout: float, security: Security | None) -> Context:
     from distributed import Client
 
     if getattr(cluster, "status", None) is not None and cluster.status.name in ("closing", "closed"):
         raise ValueError(f"cannot adopt {_describe(cluster)}: it is closed")
-    client = Client(cluster, timeout=timeout, set_as_default=True)
+    own_security = getattr(cluster, "security", None)  # what the client uses when security is None
+    _check_security(cluster.scheduler_address, security if security is not None else own_security)
+    client = Client(cluster, timeout=timeout, set_as_default=True, security=security)
     return Context(client, cluster, kind=type(cluster).__name__, owns_cluster=False)
 
 
