@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make lab    create .venv, install everything, start JupyterLab on an embedded local cluster
-#   make test   same set-up (plus Debian's chromium and redis-server for the browser and queue tests),
-#               then the whole test suite
+#   make test   same set-up (plus Debian's chromium, redis-server, slurm-wlm and munge for the browser,
+#               queue and SLURM tests), then the whole test suite
 # The install is idempotent: a stamp file keyed on a hash of the install inputs (pyproject.toml,
 # constraints.txt, the JupyterLab extension's sources) skips it when nothing changed.
 
@@ -21,6 +21,8 @@ SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 CHROMIUM  := /usr/bin/chromium
 # the queue serving tests start Debian's redis-server on a free port of 127.0.0.1
 REDIS     := /usr/bin/redis-server
+# the SLURM tests start Debian's munged, slurmctld and slurmd with a private config in a temp folder
+SLURM     := /usr/sbin/slurmctld
 
 .PHONY: install lab test bench clean
 
@@ -49,7 +51,11 @@ $(REDIS):
 	$(SUDO) apt-get update
 	$(SUDO) apt-get install -y redis-server
 
-test: install $(CHROMIUM) $(REDIS)
+$(SLURM):
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y slurm-wlm munge
+
+test: install $(CHROMIUM) $(REDIS) $(SLURM)
 	# the JupyterLab extension's unit tests (jest; node_modules were installed by its build)
 	cd extensions && ../$(BIN)/jlpm install --immutable && ../$(BIN)/jlpm test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
