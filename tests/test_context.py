@@ -125,8 +125,29 @@ def test_bad_local_options(options, message):
 
 
 def test_local_options_with_a_remote_cluster_are_refused(external_cluster):
-    with pytest.raises(ValueError, match="workers only apply to the local cluster"):
+    with pytest.raises(ValueError, match="workers do not apply here: size the cluster .* where it is launched"):
         wb.init(cluster=external_cluster.scheduler_address, workers=4)
+
+
+@pytest.mark.parametrize(
+    ("cluster", "options", "message"),
+    [
+        ("local", {"worker_cores": 2}, "worker_cores do not apply here: the local cluster takes workers, "),
+        ("local", {"walltime": "01:00:00"}, "walltime do not apply here"),
+        ("slurm", {"workers": 2, "memory_limit": "2 GiB"}, "memory_limit do not apply here: size slurm worker "
+                                                           "jobs with worker_cores and worker_memory"),
+        ("tcp://127.0.0.1:1", {"queue": "gpu"}, "queue do not apply here"),
+    ],
+)
+def test_options_for_another_kind_of_cluster_are_named(cluster, options, message):
+    with pytest.raises(ValueError, match=message):
+        wb.init(cluster, **options)
+    assert wb.current() is None
+
+
+def test_a_batch_cluster_needs_a_number_of_worker_jobs():
+    with pytest.raises(ValueError, match=r"wb.init\(cluster='pbs'\) needs workers=N"):
+        wb.init("PBS")
 
 
 def test_init_while_live_returns_it_for_the_same_settings_and_refuses_others():

@@ -30,7 +30,9 @@ __all__ = ["Context", "WorkerInfo", "init", "stop", "current", "local_cluster", 
 CLUSTER_ENV_VAR = "WORKBENCH_CLUSTER"
 KERNEL_ENV_VAR = "WORKBENCH_KERNEL"  # "local" or "cluster" in the Workbench kernels (workbench.kernel)
 
-dask.config.update_defaults({"workbench": {"cluster": None, "connect-timeout": "10s", "security": None}})
+dask.config.update_defaults({"workbench": {"cluster": None, "connect-timeout": "10s", "security": None,
+                                           "workers": None, "worker-cores": None, "worker-memory": None,
+                                           "queue": None}})
 
 #: Communication schemes of distributed that name a scheduler address.
 _ADDRESS_SCHEMES = ("tcp", "tls", "inproc", "ws", "wss", "ucx")
@@ -38,6 +40,8 @@ _SCHEME_ADDRESS = re.compile(rf"^({'|'.join(_ADDRESS_SCHEMES)})://\S+$")
 _BARE_ADDRESS = re.compile(r"^[\w.\-]+:\d{1,5}$")  # host:port, read as tcp://host:port
 
 _LOCAL_OPTIONS = ("workers", "threads_per_worker", "memory_limit")
+#: batch schedulers whose worker jobs Workbench submits itself (through dask-jobqueue)
+BATCH_SCHEDULERS = ("slurm", "pbs", "sge")
 
 _current: Context | None = None
 
@@ -176,21 +180,33 @@ def init(
     workers: int | None = None,
     threads_per_worker: int | None = None,
     memory_limit: str | int | float | None = None,
+    worker_cores: int | None = None,
+    worker_memory: str | None = None,
+    queue: str | None = None,
     timeout: str | float | None = None,
     security: Security | str | os.PathLike[str] | None = None,
+    **cluster_options: Any,
 ) -> Context:
     """Start or connect to a Dask cluster and make it the current Workbench context.
 
     Args:
         cluster: ``"local"`` for an embedded ``LocalCluster``; a scheduler address such as
-            ``"tcp://10.0.0.5:8786"``; or any ``distributed.deploy.Cluster`` object, which is
-            adopted (and left running by :func:`stop`). When omitted, taken from the
-            ``WORKBENCH_CLUSTER`` environment variable or the ``workbench.cluster`` dask config,
-            else ``"local"`` (an error in the Workbench (cluster) kernel, which never falls back).
-        workers: number of local worker processes (default: one per core).
+            ``"tcp://10.0.0.5:8786"``; ``"slurm"``, ``"pbs"`` or ``"sge"`` for workers that
+            Workbench submits as batch jobs (:mod:`workbench.cluster.jobqueue`, closed by
+            :func:`stop`); or any ``distributed.deploy.Cluster`` object, which is adopted (and
+            left running by :func:`stop`). When omitted, taken from the ``WORKBENCH_CLUSTER``
+            environment variable or the ``workbench.cluster`` dask config, else ``"local"`` (an
+            error in the Workbench (cluster) kernel, which never falls back).
+        workers: number of local worker processes (default: one per core), or of worker jobs
+            (default: the ``workbench.workers`` dask config).
         threads_per_worker: threads in each local worker (default 1).
         memory_limit: memory limit of each local worker, e.g. ``"4 GiB"`` (default: the
             machine's memory split evenly between workers).
+        worker_cores, worker_memory, queue: each worker job's cores (its threads), memory and
+            queue/partition (defaults: the ``workbench.worker-cores``, ``workbench.worker-memory``
+            and ``workbench.queue`` dask config, else 1 core, 2 GiB and the scheduler's default).
+        cluster_options: further options of the batch clusters, e.g. ``walltime="04:00:00"``,
+            ``interface="ib0"``, ``job_extra=[...]`` (see :func:`~workbench.cluster.jobqueue.batch_cluster`).
         timeout: how long to try to reach a scheduler (default ``workbench.connect-timeout``,
             10 s).
         security: TLS for every scheduler, worker and client connection: a certificate
@@ -209,7 +225,11 @@ def init(
         "workers": workers,
         "threads_per_worker": threads_per_worker,
         "memory_limit": memory_limit,
+        "worker_cores": worker_cores,
+        "worker_memory": worker_memory,
+        "queue": queue,
         "security": security,
+        **cluster_options,
     }
     options = {name: requested[name] for name in _LOCAL_OPTIONS}
     local_options = _validated_local_options(**options)  # a bad value is named even with a live context
@@ -217,12 +237,8 @@ def init(
         return _reuse(_current, requested)
 
     spec = _resolve_cluster(cluster)
-    given = [name for name in _LOCAL_OPTIONS if options[name] is not None]
-    if spec != "local" and given:
-        raise ValueError(
-            f"{', '.join(given)} only apply to the local cluster; size the cluster "
-            f"{_describe(spec)} where it is launched"
-        )
+    _check_options_apply(spec, {name: value for name, value in requested.items()
+                                if name not in ("cluster", "security") and value is not None})
     connect_timeout = parse_timedelta(
         timeout if timeout is not None else dask.config.get("workbench.connect-timeout")
     )
@@ -232,6 +248,8 @@ def init(
 
     if spec == "local":
         _current = _start_local(**local_options, security=tls)
+    elif spec in BATCH_SCHEDULERS:
+        _current = _launch_batch(spec, workers, worker_cores, worker_memory, queue, cluster_options, tls)
     elif isinstance(spec, str):
         _current = _connect(spec, connect_timeout, tls)
     else:
@@ -315,16 +333,16 @@ def _resolve_cluster(cluster: Any) -> Any:
             f"cluster must be a string or a distributed.deploy.Cluster, not {type(cluster).__name__}"
         )
     text = cluster.strip()
-    if text.lower() == "local":
-        return "local"
+    if text.lower() == "local" or text.lower() in BATCH_SCHEDULERS:
+        return text.lower()
     if _SCHEME_ADDRESS.match(text):
         return text
     if _BARE_ADDRESS.match(text):
         return f"tcp://{text}"
     raise ValueError(
         f"unknown cluster {cluster!r} (from {source}): expected 'local', a scheduler address "
-        f"such as 'tcp://10.0.0.5:8786' (schemes: {', '.join(_ADDRESS_SCHEMES)}), "
-        "or a distributed.deploy.Cluster object"
+        f"such as 'tcp://10.0.0.5:8786' (schemes: {', '.join(_ADDRESS_SCHEMES)}), a batch "
+        f"scheduler ({', '.join(map(repr, BATCH_SCHEDULERS))}), or a distributed.deploy.Cluster object"
     )
 
 
@@ -476,6 +494,48 @@ def _adopt(cluster: Cluster, timeout: float, security: Security | None) -> Conte
     _check_security(cluster.scheduler_address, security if security is not None else own_security)
     client = Client(cluster, timeout=timeout, set_as_default=True, security=security)
     return Context(client, cluster, kind=type(cluster).__name__, owns_cluster=False)
+
+
+def _check_options_apply(spec: Any, given: dict[str, Any]) -> None:
+    """Refuse, naming them, sizing options that the chosen kind of cluster does not take."""
+    if spec == "local":
+        wrong = [name for name in given if name not in _LOCAL_OPTIONS]
+        where = "the local cluster takes workers, threads_per_worker and memory_limit"
+    elif spec in BATCH_SCHEDULERS:
+        wrong = [name for name in given if name in ("threads_per_worker", "memory_limit")]
+        where = f"size {spec} worker jobs with worker_cores and worker_memory"
+    else:
+        wrong = list(given)
+        where = f"size the cluster {_describe(spec)} where it is launched"
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} do not apply here: {where}")
+
+
+def _launch_batch(scheduler: str, workers: int | None, worker_cores: int | None, worker_memory: str | None,
+                  queue: str | None, options: dict[str, Any], security: Security | None) -> Context:
+    """Worker jobs submitted to a batch scheduler; the context owns them (stop() cancels them).
+
+    Sizes not given come from the dask config (``workbench.workers``, ``workbench.worker-cores``,
+    ``workbench.worker-memory``, ``workbench.queue``), which the Workbench (cluster) kernel sets."""
+    from distributed import Client
+
+    from workbench.cluster.jobqueue import batch_cluster
+
+    workers = workers if workers is not None else dask.config.get("workbench.workers", None)
+    if workers is None:
+        raise ValueError(f"wb.init(cluster={scheduler!r}) needs workers=N (the number of worker jobs), "
+                         "or the dask config workbench.workers")
+    sizes = {"worker_cores": worker_cores if worker_cores is not None else dask.config.get("workbench.worker-cores", None),
+             "worker_memory": worker_memory or dask.config.get("workbench.worker-memory", None),
+             "queue": queue or dask.config.get("workbench.queue", None)}
+    cluster = batch_cluster(scheduler, workers=workers, security=security,
+                            **{name: value for name, value in sizes.items() if value is not None}, **options)
+    try:
+        client = Client(cluster, set_as_default=True, security=security)
+    except BaseException:
+        cluster.close()
+        raise
+    return Context(client, cluster, kind=scheduler, owns_cluster=True)
 
 
 def _describe(spec: Any) -> str:

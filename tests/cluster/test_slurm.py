@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask.config
 import numpy as np
 import pytest
 import torch
@@ -158,3 +159,17 @@ def test_bad_arguments_are_named(scheduler, arguments, problem):
 def test_an_unknown_option_is_named(tmp_path: Path):
     with pytest.raises(ValueError, match="unexpected keyword argument 'queues'"):
         batch_cluster("slurm", workers=1, queues="debug", log_directory=tmp_path / "logs", **LOOPBACK)
+
+
+def test_wb_init_slurm_submits_worker_jobs_sized_by_config_and_stop_cancels_them(slurm, no_context, tmp_path):
+    with dask.config.set({"workbench.worker-memory": "1 GiB", "workbench.queue": "debug"}):  # as the kernel sets
+        context = wb.init("slurm", workers=2, walltime="00:10:00", log_directory=tmp_path / "logs", **LOOPBACK)
+    try:
+        assert context.kind == "slurm" and context.owns_cluster
+        assert [(w.cores, w.memory) for w in context.workers] == [(1, 2**30)] * 2
+        assert [(job.state, job.memory) for job in our_jobs(slurm)] == [("RUNNING", "1G")] * 2
+        assert sum(context.client.gather(context.client.map(abs, [-1, -2, -3]))) == 6
+        assert wb.init("slurm", workers=2) is context  # a re-run cell gets the same jobs
+    finally:
+        wb.stop()
+    wait_until_no_jobs(slurm)  # stop() cancelled the jobs Workbench submitted
