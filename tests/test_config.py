@@ -83,7 +83,7 @@ def test_unknown_keys_are_refused_with_the_known_ones(config_file):
     for args in (["set", "clutser", "local"], ["get", "clutser"], ["unset", "clutser"]):
         result = workbench("config", *args)
         assert result.returncode == 2
-        assert result.stderr == "workbench: error: unknown config key 'clutser'; known keys: cluster\n"
+        assert result.stderr == "workbench: error: unknown config key 'clutser'; known keys: cluster, workers, worker-cores, worker-memory, queue, security\n"
 
 
 @pytest.mark.parametrize("text", ["cluster: [unclosed", "- just\n- a list\n"])
@@ -97,3 +97,23 @@ def test_a_corrupt_file_is_named(config_file, text):
     result = workbench("config", "list")
     assert result.returncode == 2 and result.stdout == ""
     assert str(config_file) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cluster_sizes_and_tls_directory_are_checked_and_reach_the_cluster_kernels_dask_config(config_file, tmp_path):
+    from workbench.cluster.tls import create_certificates
+
+    create_certificates(tmp_path / "certs")
+    assert config.set("cluster", "SLURM") == "slurm"
+    assert config.set("workers", "8") == 8 and config.set("worker-cores", "4") == 4
+    assert config.set("worker-memory", "16 GiB") == "16 GiB" and config.set("queue", " gpu ") == "gpu"
+    assert config.set("security", str(tmp_path / "certs")) == str(tmp_path / "certs")
+    for key, value, message in [("workers", "0", "whole number >= 1"), ("worker-cores", "two", "whole number"),
+                                ("worker-memory", "lots", "a size such as"), ("queue", " ", "non-empty"),
+                                ("security", str(tmp_path), "ca.pem")]:
+        with pytest.raises(config.ConfigError, match=message):
+            config.set(key, value)
+
+    probe = ("from workbench import kernel; kernel.apply_cluster_settings(); import dask.config as c; "
+             "print([c.get('workbench.' + k) for k in ('workers', 'worker-cores', 'worker-memory', 'queue', 'security')])")
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert printed.stdout.strip() == str([8, 4, "16 GiB", "gpu", str(tmp_path / "certs")]), printed.stderr

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -36,8 +37,56 @@ def _check_cluster(value: str) -> str:
         raise ConfigError(str(error)) from error
 
 
-#: Each known key and the function that checks (and normalises) a value for it.
-_CHECKS: dict[str, Callable[[str], str]] = {"cluster": _check_cluster}
+def _check_count(value: str) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise ConfigError(f"expected a whole number >= 1, got {value!r}")
+    return count
+
+
+def _check_memory(value: str) -> str:
+    """A size such as ``8 GiB`` (kept as written, once it parses)."""
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"expected a size such as '8 GiB', got {value!r}") from error
+    return str(value)
+
+
+def _check_text(value: str) -> str:
+    if not str(value).strip():
+        raise ConfigError("expected a non-empty value")
+    return str(value).strip()
+
+
+def _check_security(value: str) -> str:
+    """A certificate directory written by ``workbench tls create`` (its files are checked)."""
+    from workbench.cluster import tls
+
+    directory = Path(value).expanduser().absolute()
+    try:
+        tls.security(directory)
+    except (OSError, ValueError) as error:
+        raise ConfigError(str(error)) from error
+    return str(directory)
+
+
+#: Each known key and the function that checks (and normalises) a value for it. Besides
+#: ``cluster``, the keys size the worker jobs of a batch cluster and switch TLS on: the
+#: Workbench (cluster) kernel passes them to ``wb.init`` as the ``workbench.*`` dask config.
+_CHECKS: dict[str, Callable[[str], Any]] = {
+    "cluster": _check_cluster,
+    "workers": _check_count,
+    "worker-cores": _check_count,
+    "worker-memory": _check_memory,
+    "queue": _check_text,
+    "security": _check_security,
+}
 KNOWN_KEYS = tuple(_CHECKS)
 
 

@@ -2,8 +2,9 @@
 
 The kernelspecs start this module rather than ipykernel itself so that the cluster is decided when
 the kernel starts, not when it was installed: "local" pins ``WORKBENCH_CLUSTER=local``, "cluster"
-reads the ``cluster`` key of the user config (:mod:`workbench.config`) each time. Moving a notebook
-to another cluster is therefore ``workbench config set cluster ...`` and a kernel restart; the
+reads the ``cluster`` key of the user config (:mod:`workbench.config`) each time, with the worker
+sizes and TLS directory of the same file. Moving a notebook to another cluster is therefore
+``workbench config set cluster ...`` (``slurm`` and ``workers 8``, say) and a kernel restart; the
 notebook and the kernelspecs stay as they are. Then ipykernel runs in this process.
 """
 
@@ -36,11 +37,25 @@ def main(argv: list[str] | None = None) -> None:
             os.environ[CLUSTER_ENV_VAR] = cluster
         else:  # only the user config names this kernel's cluster, never the server's environment
             os.environ.pop(CLUSTER_ENV_VAR, None)
+        apply_cluster_settings()
 
     from ipykernel.kernelapp import launch_new_instance
 
     # this process imported workbench before it was a kernel: report to JupyterLab once it is one
     launch_new_instance(argv=[*kernel_args, "--ext", "workbench.lab.reporting"])
+
+
+def apply_cluster_settings() -> None:
+    """The user config's sizes and TLS directory as the ``workbench.*`` dask config that ``wb.init`` reads
+    (dask has been imported already, so its environment variables would come too late)."""
+    import dask.config
+
+    try:
+        settings = config.items()
+    except config.ConfigError as error:
+        sys.exit(f"Workbench (cluster) kernel: {error}")
+    dask.config.set({f"workbench.{key}": settings[key] for key in config.KNOWN_KEYS
+                     if key != "cluster" and key in settings})
 
 
 if __name__ == "__main__":
