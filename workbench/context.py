@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ _BARE_ADDRESS = re.compile(r"^[\w.\-]+:\d{1,5}$")  # host:port, read as tcp://ho
 _LOCAL_OPTIONS = ("workers", "threads_per_worker", "memory_limit")
 #: batch schedulers whose worker jobs Workbench submits itself (through dask-jobqueue)
 BATCH_SCHEDULERS = ("slurm", "pbs", "sge")
+#: how a dask-gateway is named: a new cluster is asked of it (workbench.cluster.gateway)
+GATEWAY_SCHEMES = ("gateway://", "gateway+https://")
 
 _current: Context | None = None
 
@@ -193,7 +196,8 @@ def init(
         cluster: ``"local"`` for an embedded ``LocalCluster``; a scheduler address such as
             ``"tcp://10.0.0.5:8786"``; ``"slurm"``, ``"pbs"`` or ``"sge"`` for workers that
             Workbench submits as batch jobs (:mod:`workbench.cluster.jobqueue`, closed by
-            :func:`stop`); or any ``distributed.deploy.Cluster`` object, which is adopted (and
+            :func:`stop`); ``"gateway://host:port"`` for a new cluster of a dask-gateway
+            (:mod:`workbench.cluster.gateway`, shut down by :func:`stop`); or any ``distributed.deploy.Cluster`` object, which is adopted (and
             left running by :func:`stop`). When omitted, taken from the ``WORKBENCH_CLUSTER``
             environment variable or the ``workbench.cluster`` dask config, else ``"local"`` (an
             error in the Workbench (cluster) kernel, which never falls back).
@@ -250,6 +254,8 @@ def init(
         _current = _start_local(**local_options, security=tls)
     elif spec in BATCH_SCHEDULERS:
         _current = _launch_batch(spec, workers, worker_cores, worker_memory, queue, cluster_options, tls)
+    elif isinstance(spec, str) and spec.startswith(GATEWAY_SCHEMES):
+        _current = _launch_gateway(spec, workers, worker_cores, worker_memory, cluster_options, tls)
     elif isinstance(spec, str):
         _current = _connect(spec, connect_timeout, tls)
     else:
@@ -326,7 +332,7 @@ def _resolve_cluster(cluster: Any) -> Any:
             )
         else:
             return "local"
-    if isinstance(cluster, Cluster):
+    if isinstance(cluster, Cluster) or _is_gateway_cluster(cluster):
         return cluster
     if not isinstance(cluster, str):
         raise TypeError(
@@ -335,6 +341,8 @@ def _resolve_cluster(cluster: Any) -> Any:
     text = cluster.strip()
     if text.lower() == "local" or text.lower() in BATCH_SCHEDULERS:
         return text.lower()
+    if text.startswith(GATEWAY_SCHEMES):
+        return text
     if _SCHEME_ADDRESS.match(text):
         return text
     if _BARE_ADDRESS.match(text):
@@ -342,8 +350,15 @@ def _resolve_cluster(cluster: Any) -> Any:
     raise ValueError(
         f"unknown cluster {cluster!r} (from {source}): expected 'local', a scheduler address "
         f"such as 'tcp://10.0.0.5:8786' (schemes: {', '.join(_ADDRESS_SCHEMES)}), a batch "
-        f"scheduler ({', '.join(map(repr, BATCH_SCHEDULERS))}), or a distributed.deploy.Cluster object"
+        f"scheduler ({', '.join(map(repr, BATCH_SCHEDULERS))}), a dask-gateway ('gateway://host:port', "
+        "'gateway+https://host:port'), or a distributed.deploy.Cluster object"
     )
+
+
+def _is_gateway_cluster(cluster: Any) -> bool:
+    """A dask-gateway cluster, which is not a ``distributed.deploy.Cluster`` but is adopted like one."""
+    gateway = sys.modules.get("dask_gateway")  # a GatewayCluster exists only once dask_gateway is imported
+    return gateway is not None and isinstance(cluster, gateway.GatewayCluster)
 
 
 def _security_setting(security: Any) -> Path | Security | None:
@@ -376,7 +391,7 @@ def _load_security(setting: Path | Security | None) -> Security | None:
 
 def _check_security(address: str, security: Security | None) -> None:
     """Refuse, saying what to do, a scheduler address and a security that cannot work together."""
-    encrypted = address.startswith("tls://")
+    encrypted = address.startswith(("tls://", "gateway://"))  # a gateway's proxy speaks TLS
     # without security, a tls:// address can still work from distributed's own TLS config
     configured = dask.config.get("distributed.comm.tls.ca-file", None) or dask.config.get(
         "distributed.client.security-loader", None)
@@ -385,7 +400,7 @@ def _check_security(address: str, security: Security | None) -> None:
             f"the scheduler {address} speaks TLS: pass security= (a directory written by "
             "`workbench tls create`, or a distributed.Security) or set the dask config workbench.security"
         )
-    if security is not None and security.require_encryption and not encrypted:
+    if security is not None and not encrypted and security.require_encryption:  # a gateway's has no such flag
         raise ValueError(
             f"TLS is required (security= or the dask config workbench.security) but {address} "
             "is not a tls:// address"
@@ -460,15 +475,19 @@ def local_cluster(
 
 
 def _start_local(workers: int, threads_per_worker: int, memory_limit: Any, security: Security | None) -> Context:
+    return _owned(local_cluster(workers, threads_per_worker, memory_limit, security), "local")
+
+
+def _owned(cluster: Any, kind: str, security: Security | None = None) -> Context:
+    """A context connected to a cluster Workbench started (closed with it; closed now if connecting fails)."""
     from distributed import Client
 
-    cluster = local_cluster(workers, threads_per_worker, memory_limit, security)
     try:
-        client = Client(cluster, set_as_default=True)
+        client = Client(cluster, set_as_default=True, security=security)
     except BaseException:
         cluster.close()
         raise
-    return Context(client, cluster, kind="local", owns_cluster=True)
+    return Context(client, cluster, kind=kind, owns_cluster=True)
 
 
 def _connect(address: str, timeout: float, security: Security | None) -> Context:
@@ -488,7 +507,8 @@ def _connect(address: str, timeout: float, security: Security | None) -> Context
 def _adopt(cluster: Cluster, timeout: float, security: Security | None) -> Context:
     from distributed import Client
 
-    if getattr(cluster, "status", None) is not None and cluster.status.name in ("closing", "closed"):
+    status = getattr(cluster, "status", None)
+    if getattr(status, "name", status) in ("closing", "closed"):  # a GatewayCluster's status is a string
         raise ValueError(f"cannot adopt {_describe(cluster)}: it is closed")
     own_security = getattr(cluster, "security", None)  # what the client uses when security is None
     _check_security(cluster.scheduler_address, security if security is not None else own_security)
@@ -504,6 +524,9 @@ def _check_options_apply(spec: Any, given: dict[str, Any]) -> None:
     elif spec in BATCH_SCHEDULERS:
         wrong = [name for name in given if name in ("threads_per_worker", "memory_limit")]
         where = f"size {spec} worker jobs with worker_cores and worker_memory"
+    elif isinstance(spec, str) and spec.startswith(GATEWAY_SCHEMES):
+        wrong = [name for name in given if name in ("threads_per_worker", "memory_limit", "queue")]
+        where = "size gateway workers with worker_cores and worker_memory (the gateway's cluster options)"
     else:
         wrong = list(given)
         where = f"size the cluster {_describe(spec)} where it is launched"
@@ -517,8 +540,6 @@ def _launch_batch(scheduler: str, workers: int | None, worker_cores: int | None,
 
     Sizes not given come from the dask config (``workbench.workers``, ``workbench.worker-cores``,
     ``workbench.worker-memory``, ``workbench.queue``), which the Workbench (cluster) kernel sets."""
-    from distributed import Client
-
     from workbench.cluster.jobqueue import batch_cluster
 
     workers = workers if workers is not None else dask.config.get("workbench.workers", None)
@@ -530,12 +551,19 @@ def _launch_batch(scheduler: str, workers: int | None, worker_cores: int | None,
              "queue": queue or dask.config.get("workbench.queue", None)}
     cluster = batch_cluster(scheduler, workers=workers, security=security,
                             **{name: value for name, value in sizes.items() if value is not None}, **options)
-    try:
-        client = Client(cluster, set_as_default=True, security=security)
-    except BaseException:
-        cluster.close()
-        raise
-    return Context(client, cluster, kind=scheduler, owns_cluster=True)
+    return _owned(cluster, scheduler, security)
+
+
+def _launch_gateway(url: str, workers: int | None, worker_cores: int | None, worker_memory: str | None,
+                    options: dict[str, Any], security: Security | None) -> Context:
+    """A new cluster of the dask-gateway at ``url``; the context owns it (stop() shuts it down).
+    The gateway's proxy carries its own TLS, so ``security`` does not apply."""
+    from workbench.cluster.gateway import gateway_cluster
+
+    if security is not None:
+        raise ValueError("security= does not apply to a dask-gateway: the gateway gives each cluster its own TLS")
+    return _owned(gateway_cluster(url, workers=workers, worker_cores=worker_cores, worker_memory=worker_memory,
+                                  **options), "gateway")
 
 
 def _describe(spec: Any) -> str:

@@ -1,7 +1,9 @@
 """Clusters beyond the laptop.
 
 - :mod:`.tls`: TLS for every scheduler, worker and client connection (a team CA and certificates);
-- :mod:`.jobqueue`: Dask workers as SLURM / PBS / SGE jobs (dask-jobqueue).
+- :mod:`.jobqueue`: Dask workers as SLURM / PBS / SGE jobs (dask-jobqueue);
+- :mod:`.gateway`: a new cluster from a dask-gateway;
+- :mod:`.kubernetes`: a dask-kubernetes ``KubeCluster`` with Workbench's worker sizes.
 
 Nothing here is imported by ``import workbench``; each module loads its own libraries when used.
 """
