@@ -134,8 +134,9 @@ def test_local_options_with_a_remote_cluster_are_refused(external_cluster):
     [
         ("local", {"worker_cores": 2}, "worker_cores do not apply here: the local cluster takes workers, "),
         ("local", {"walltime": "01:00:00"}, "walltime do not apply here"),
-        ("slurm", {"workers": 2, "memory_limit": "2 GiB"}, "memory_limit do not apply here: size slurm worker "
-                                                           "jobs with worker_cores and worker_memory"),
+        ("slurm", {"workers": 2, "memory_limit": "2 GiB"}, "memory_limit do not apply here: size slurm workers "
+                                                           "with worker_cores and worker_memory"),
+        ("kubernetes", {"workers": 2, "queue": "gpu"}, "queue do not apply here: size kubernetes workers"),
         ("tcp://127.0.0.1:1", {"queue": "gpu"}, "queue do not apply here"),
     ],
 )

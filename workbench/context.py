@@ -43,6 +43,8 @@ _BARE_ADDRESS = re.compile(r"^[\w.\-]+:\d{1,5}$")  # host:port, read as tcp://ho
 _LOCAL_OPTIONS = ("workers", "threads_per_worker", "memory_limit")
 #: batch schedulers whose worker jobs Workbench submits itself (through dask-jobqueue)
 BATCH_SCHEDULERS = ("slurm", "pbs", "sge")
+#: cluster settings whose workers Workbench starts itself: batch jobs, or pods (dask-kubernetes)
+LAUNCHED = (*BATCH_SCHEDULERS, "kubernetes")
 #: how a dask-gateway is named: a new cluster is asked of it (workbench.cluster.gateway)
 GATEWAY_SCHEMES = ("gateway://", "gateway+https://")
 
@@ -196,7 +198,8 @@ def init(
         cluster: ``"local"`` for an embedded ``LocalCluster``; a scheduler address such as
             ``"tcp://10.0.0.5:8786"``; ``"slurm"``, ``"pbs"`` or ``"sge"`` for workers that
             Workbench submits as batch jobs (:mod:`workbench.cluster.jobqueue`, closed by
-            :func:`stop`); ``"gateway://host:port"`` for a new cluster of a dask-gateway
+            :func:`stop`); ``"kubernetes"`` for worker pods (:mod:`workbench.cluster.kubernetes`);
+            ``"gateway://host:port"`` for a new cluster of a dask-gateway
             (:mod:`workbench.cluster.gateway`, shut down by :func:`stop`); or any ``distributed.deploy.Cluster`` object, which is adopted (and
             left running by :func:`stop`). When omitted, taken from the ``WORKBENCH_CLUSTER``
             environment variable or the ``workbench.cluster`` dask config, else ``"local"`` (an
@@ -252,8 +255,8 @@ def init(
 
     if spec == "local":
         _current = _start_local(**local_options, security=tls)
-    elif spec in BATCH_SCHEDULERS:
-        _current = _launch_batch(spec, workers, worker_cores, worker_memory, queue, cluster_options, tls)
+    elif spec in LAUNCHED:
+        _current = _launch_jobs(spec, workers, worker_cores, worker_memory, queue, cluster_options, tls)
     elif isinstance(spec, str) and spec.startswith(GATEWAY_SCHEMES):
         _current = _launch_gateway(spec, workers, worker_cores, worker_memory, cluster_options, tls)
     elif isinstance(spec, str):
@@ -339,7 +342,7 @@ def _resolve_cluster(cluster: Any) -> Any:
             f"cluster must be a string or a distributed.deploy.Cluster, not {type(cluster).__name__}"
         )
     text = cluster.strip()
-    if text.lower() == "local" or text.lower() in BATCH_SCHEDULERS:
+    if text.lower() == "local" or text.lower() in LAUNCHED:
         return text.lower()
     if text.startswith(GATEWAY_SCHEMES):
         return text
@@ -350,7 +353,7 @@ def _resolve_cluster(cluster: Any) -> Any:
     raise ValueError(
         f"unknown cluster {cluster!r} (from {source}): expected 'local', a scheduler address "
         f"such as 'tcp://10.0.0.5:8786' (schemes: {', '.join(_ADDRESS_SCHEMES)}), a batch "
-        f"scheduler ({', '.join(map(repr, BATCH_SCHEDULERS))}), a dask-gateway ('gateway://host:port', "
+        f"scheduler ({', '.join(map(repr, BATCH_SCHEDULERS))}), 'kubernetes', a dask-gateway ('gateway://host:port', "
         "'gateway+https://host:port'), or a distributed.deploy.Cluster object"
     )
 
@@ -521,9 +524,10 @@ def _check_options_apply(spec: Any, given: dict[str, Any]) -> None:
     if spec == "local":
         wrong = [name for name in given if name not in _LOCAL_OPTIONS]
         where = "the local cluster takes workers, threads_per_worker and memory_limit"
-    elif spec in BATCH_SCHEDULERS:
-        wrong = [name for name in given if name in ("threads_per_worker", "memory_limit")]
-        where = f"size {spec} worker jobs with worker_cores and worker_memory"
+    elif spec in LAUNCHED:
+        wrong = [name for name in given if name in ("threads_per_worker", "memory_limit")
+                 or (name == "queue" and spec == "kubernetes")]
+        where = f"size {spec} workers with worker_cores and worker_memory"
     elif isinstance(spec, str) and spec.startswith(GATEWAY_SCHEMES):
         wrong = [name for name in given if name in ("threads_per_worker", "memory_limit", "queue")]
         where = "size gateway workers with worker_cores and worker_memory (the gateway's cluster options)"
@@ -534,24 +538,33 @@ def _check_options_apply(spec: Any, given: dict[str, Any]) -> None:
         raise ValueError(f"{', '.join(wrong)} do not apply here: {where}")
 
 
-def _launch_batch(scheduler: str, workers: int | None, worker_cores: int | None, worker_memory: str | None,
-                  queue: str | None, options: dict[str, Any], security: Security | None) -> Context:
-    """Worker jobs submitted to a batch scheduler; the context owns them (stop() cancels them).
+def _launch_jobs(kind: str, workers: int | None, worker_cores: int | None, worker_memory: str | None,
+                 queue: str | None, options: dict[str, Any], security: Security | None) -> Context:
+    """Worker jobs submitted to a batch scheduler, or worker pods on Kubernetes; the context owns
+    them (stop() cancels them).
 
     Sizes not given come from the dask config (``workbench.workers``, ``workbench.worker-cores``,
-    ``workbench.worker-memory``, ``workbench.queue``), which the Workbench (cluster) kernel sets."""
-    from workbench.cluster.jobqueue import batch_cluster
-
+    ``workbench.worker-memory``, ``workbench.queue``), which the Workbench (cluster) kernel sets,
+    else 1 core and 2 GiB per worker."""
     workers = workers if workers is not None else dask.config.get("workbench.workers", None)
     if workers is None:
-        raise ValueError(f"wb.init(cluster={scheduler!r}) needs workers=N (the number of worker jobs), "
+        raise ValueError(f"wb.init(cluster={kind!r}) needs workers=N (the number of workers to start), "
                          "or the dask config workbench.workers")
-    sizes = {"worker_cores": worker_cores if worker_cores is not None else dask.config.get("workbench.worker-cores", None),
-             "worker_memory": worker_memory or dask.config.get("workbench.worker-memory", None),
-             "queue": queue or dask.config.get("workbench.queue", None)}
-    cluster = batch_cluster(scheduler, workers=workers, security=security,
-                            **{name: value for name, value in sizes.items() if value is not None}, **options)
-    return _owned(cluster, scheduler, security)
+    cores = worker_cores if worker_cores is not None else dask.config.get("workbench.worker-cores", None) or 1
+    memory = worker_memory or dask.config.get("workbench.worker-memory", None) or "2 GiB"
+    if kind == "kubernetes":
+        from workbench.cluster.kubernetes import kube_cluster
+
+        if security is not None:
+            raise ValueError("security= does not apply to Kubernetes clusters here: the operator sets up their comms")
+        cluster = kube_cluster(workers=workers, worker_cores=cores, worker_memory=memory, **options)
+    else:
+        from workbench.cluster.jobqueue import batch_cluster
+
+        queue = queue or dask.config.get("workbench.queue", None)
+        cluster = batch_cluster(kind, workers=workers, worker_cores=cores, worker_memory=memory, security=security,
+                                **({"queue": queue} if queue else {}), **options)
+    return _owned(cluster, kind, security)
 
 
 def _launch_gateway(url: str, workers: int | None, worker_cores: int | None, worker_memory: str | None,

@@ -203,3 +203,11 @@ def test_no_kubernetes_credentials_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ConnectionError, match=r"no Kubernetes cluster to run on .*kubeconfig"):
         kube_cluster(workers=1, worker_cores=1, worker_memory="1 GiB")
+
+
+def test_wb_init_kubernetes_asks_for_worker_pods_and_names_missing_credentials(monkeypatch, tmp_path, no_context):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ConnectionError, match=r"no Kubernetes cluster to run on"):
+        wb.init("kubernetes", workers=2, worker_memory="4 GiB", image="registry.example/workbench:1")
+    assert wb.current() is None
