@@ -33,7 +33,7 @@ KERNEL_ENV_VAR = "WORKBENCH_KERNEL"  # "local" or "cluster" in the Workbench ker
 
 dask.config.update_defaults({"workbench": {"cluster": None, "connect-timeout": "10s", "security": None,
                                            "workers": None, "worker-cores": None, "worker-memory": None,
-                                           "queue": None}})
+                                           "queue": None, "environment": None}})
 
 #: Communication schemes of distributed that name a scheduler address.
 _ADDRESS_SCHEMES = ("tcp", "tls", "inproc", "ws", "wss", "ucx")
@@ -43,8 +43,8 @@ _BARE_ADDRESS = re.compile(r"^[\w.\-]+:\d{1,5}$")  # host:port, read as tcp://ho
 _LOCAL_OPTIONS = ("workers", "threads_per_worker", "memory_limit")
 #: batch schedulers whose worker jobs Workbench submits itself (through dask-jobqueue)
 BATCH_SCHEDULERS = ("slurm", "pbs", "sge")
-#: cluster settings whose workers Workbench starts itself: batch jobs, or pods (dask-kubernetes)
-LAUNCHED = (*BATCH_SCHEDULERS, "kubernetes")
+#: cluster settings whose workers Workbench starts itself: batch jobs, YARN containers, pods (dask-kubernetes)
+LAUNCHED = (*BATCH_SCHEDULERS, "yarn", "kubernetes")
 #: how a dask-gateway is named: a new cluster is asked of it (workbench.cluster.gateway)
 GATEWAY_SCHEMES = ("gateway://", "gateway+https://")
 
@@ -198,7 +198,9 @@ def init(
         cluster: ``"local"`` for an embedded ``LocalCluster``; a scheduler address such as
             ``"tcp://10.0.0.5:8786"``; ``"slurm"``, ``"pbs"`` or ``"sge"`` for workers that
             Workbench submits as batch jobs (:mod:`workbench.cluster.jobqueue`, closed by
-            :func:`stop`); ``"kubernetes"`` for worker pods (:mod:`workbench.cluster.kubernetes`);
+            :func:`stop`); ``"yarn"`` for worker containers on Hadoop YARN running a packed
+            ``environment=`` (:mod:`workbench.cluster.yarn`); ``"kubernetes"`` for worker pods
+            (:mod:`workbench.cluster.kubernetes`);
             ``"gateway://host:port"`` for a new cluster of a dask-gateway
             (:mod:`workbench.cluster.gateway`, shut down by :func:`stop`); or any ``distributed.deploy.Cluster`` object, which is adopted (and
             left running by :func:`stop`). When omitted, taken from the ``WORKBENCH_CLUSTER``
@@ -526,7 +528,7 @@ def _check_options_apply(spec: Any, given: dict[str, Any]) -> None:
         where = "the local cluster takes workers, threads_per_worker and memory_limit"
     elif spec in LAUNCHED:
         wrong = [name for name in given if name in ("threads_per_worker", "memory_limit")
-                 or (name == "queue" and spec == "kubernetes")]
+                 or (name == "queue" and spec == "kubernetes") or (name == "environment" and spec != "yarn")]
         where = f"size {spec} workers with worker_cores and worker_memory"
     elif isinstance(spec, str) and spec.startswith(GATEWAY_SCHEMES):
         wrong = [name for name in given if name in ("threads_per_worker", "memory_limit", "queue")]
@@ -552,6 +554,8 @@ def _launch_jobs(kind: str, workers: int | None, worker_cores: int | None, worke
                          "or the dask config workbench.workers")
     cores = worker_cores if worker_cores is not None else dask.config.get("workbench.worker-cores", None) or 1
     memory = worker_memory or dask.config.get("workbench.worker-memory", None) or "2 GiB"
+    if kind == "yarn":
+        return _owned(_yarn_cluster(workers, cores, memory, queue, options, security), kind, security)
     if kind == "kubernetes":
         from workbench.cluster.kubernetes import kube_cluster
 
@@ -565,6 +569,28 @@ def _launch_jobs(kind: str, workers: int | None, worker_cores: int | None, worke
         cluster = batch_cluster(kind, workers=workers, worker_cores=cores, worker_memory=memory, security=security,
                                 **({"queue": queue} if queue else {}), **options)
     return _owned(cluster, kind, security)
+
+
+def _yarn_cluster(workers: int, cores: int, memory: str, queue: str | None, options: dict[str, Any],
+                  security: Security | None) -> Cluster:
+    """Worker containers on YARN, running the packed ``environment`` (the option, else the dask
+    config ``workbench.environment``); returned once ``workers`` joined (closed if they do not)."""
+    from workbench.cluster.yarn import YarnCluster
+
+    options = dict(options)
+    environment = options.pop("environment", None) or dask.config.get("workbench.environment", None)
+    if environment is None:
+        raise ValueError("wb.init(cluster='yarn') needs environment= (an archive from `workbench pack`, local or "
+                         "hdfs://), or the dask config workbench.environment")
+    timeout = options.pop("start_timeout", "10 minutes")
+    cluster = YarnCluster(environment=environment, workers=workers, worker_cores=cores, worker_memory=memory,
+                          queue=queue or dask.config.get("workbench.queue", None), security=security, **options)
+    try:
+        cluster.wait_for_workers(workers, timeout=parse_timedelta(timeout))
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
 
 
 def _launch_gateway(url: str, workers: int | None, worker_cores: int | None, worker_memory: str | None,
