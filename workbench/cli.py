@@ -1,5 +1,5 @@
 """The ``workbench`` command: install the Jupyter kernels, edit the user config, start JupyterLab, serve a model,
-create TLS certificates.
+create TLS certificates, pack the environment for the workers.
 
 ::
 
@@ -14,6 +14,7 @@ create TLS certificates.
     workbench serve MODEL --queue redis://HOST:PORT [--stream S] [--cluster ADDRESS]           # on the workers
                           [--consumers-per-worker N] [--max-batch-size N] [--result-ttl-s N] [...model options]
     workbench tls create DIR [--host H ...] [--days N] [--force]      # a CA and node certificate for TLS
+    workbench pack [OUTPUT] [--exclude PATTERN ...] [--prefix PATH] [--force]  # this venv as a worker archive
 
 User mistakes (an unknown key, a bad value, a missing directory or model) print one line on
 stderr and exit with status 2.
@@ -165,6 +166,21 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--force", action="store_true",
                         help="replace certificates already in DIR (a new CA: every machine needs the new files)")
     create.set_defaults(run=_tls_create)
+
+    pack = commands.add_parser(
+        "pack", help="archive this virtual environment for the workers of a cluster (YARN)",
+        description="Archive a virtual environment (venv-pack), Workbench included even when installed editable, "
+                    "with a manifest of its Python and packages that wb.init checks against the driver's. "
+                    "An unchanged environment is packed once: the archive is cached by a hash of its packages.")
+    pack.add_argument("output", nargs="?", type=Path, metavar="OUTPUT",
+                      help="the archive, .tar.gz, .tgz or .tar (default: in ~/.cache/workbench/environments)")
+    pack.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                      help="leave out the entries of site-packages with this name, a glob such as "
+                           "'tensorflow*' (repeat for more)")
+    pack.add_argument("--prefix", type=Path, default=Path(sys.prefix),
+                      help="the virtual environment to pack (default: this one, %(default)s)")
+    pack.add_argument("--force", action="store_true", help="pack again, replacing the archive at OUTPUT")
+    pack.set_defaults(run=_pack)
     return parser
 
 
@@ -357,6 +373,25 @@ def _tls_create(args: argparse.Namespace, _: list[str]) -> int:
           f"  dask scheduler {options}\n"
           f"  dask worker tls://SCHEDULER:8786 {options}\n"
           f"and connect with wb.init(\"tls://SCHEDULER:8786\", security=\"{files.ca.parent}\")")
+    return 0
+
+
+def _pack(args: argparse.Namespace, _: list[str]) -> int:
+    """Pack (or reuse the up-to-date archive), then say what the workers need besides it."""
+    from workbench.cluster.pack import pack_environment, read_manifest
+
+    try:
+        archive = pack_environment(args.output, prefix=args.prefix, exclude=args.exclude, force=args.force)
+    except (ValueError, FileExistsError) as error:
+        raise CommandError(str(error)) from error
+    except OSError as error:  # e.g. an output folder that is not writable
+        raise CommandError(f"cannot write {args.output or 'the archive'}: {error}") from error
+    manifest = read_manifest(archive)
+    fingerprint = manifest["fingerprint"]
+    left_out = f", {len(manifest['excluded_packages'])} left out" if manifest["excluded_packages"] else ""
+    print(f"{archive}\n  {len(fingerprint['packages'])} packages{left_out}, {archive.stat().st_size / 2**20:.0f} MiB; "
+          f"workers need Python {fingerprint['python']} at {manifest['base_prefix']}/bin "
+          f"(the archive's bin/python links to it)")
     return 0
 
 

@@ -199,7 +199,8 @@ def init(
             ``"tcp://10.0.0.5:8786"``; ``"slurm"``, ``"pbs"`` or ``"sge"`` for workers that
             Workbench submits as batch jobs (:mod:`workbench.cluster.jobqueue`, closed by
             :func:`stop`); ``"yarn"`` for worker containers on Hadoop YARN running a packed
-            ``environment=`` (:mod:`workbench.cluster.yarn`); ``"kubernetes"`` for worker pods
+            ``environment=`` (default: this one, packed by :mod:`workbench.cluster.pack`;
+            :mod:`workbench.cluster.yarn`); ``"kubernetes"`` for worker pods
             (:mod:`workbench.cluster.kubernetes`);
             ``"gateway://host:port"`` for a new cluster of a dask-gateway
             (:mod:`workbench.cluster.gateway`, shut down by :func:`stop`); or any ``distributed.deploy.Cluster`` object, which is adopted (and
@@ -573,15 +574,20 @@ def _launch_jobs(kind: str, workers: int | None, worker_cores: int | None, worke
 
 def _yarn_cluster(workers: int, cores: int, memory: str, queue: str | None, options: dict[str, Any],
                   security: Security | None) -> Cluster:
-    """Worker containers on YARN, running the packed ``environment`` (the option, else the dask
-    config ``workbench.environment``); returned once ``workers`` joined (closed if they do not)."""
-    from workbench.cluster.yarn import YarnCluster
+    """Worker containers on YARN, running the packed ``environment``: the option, else the dask
+    config ``workbench.environment``, else this environment packed now (cached by its packages).
+    A local archive must match this environment (Python and packages); returned once ``workers``
+    joined (closed if they do not)."""
+    from workbench.cluster.pack import check_environment, pack_environment
+    from workbench.cluster.yarn import YarnCluster, check_yarn_client
 
     options = dict(options)
     environment = options.pop("environment", None) or dask.config.get("workbench.environment", None)
+    if environment is not None and "://" not in str(environment):  # hdfs:// archives are not read here
+        check_environment(environment)
+    check_yarn_client()  # before packing, which takes a minute the first time
     if environment is None:
-        raise ValueError("wb.init(cluster='yarn') needs environment= (an archive from `workbench pack`, local or "
-                         "hdfs://), or the dask config workbench.environment")
+        environment = pack_environment()
     timeout = options.pop("start_timeout", "10 minutes")
     cluster = YarnCluster(environment=environment, workers=workers, worker_cores=cores, worker_memory=memory,
                           queue=queue or dask.config.get("workbench.queue", None), security=security, **options)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tarfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +36,7 @@ from workbench.cluster.yarn import (SCHEDULER_SERVICE, WORKER_SERVICE, YarnClust
                                     check_yarn_client)
 
 from ..conftest import wait_for
+from ..processes import stop_process
 
 #: Everything the test's scheduler, workers and dashboards listen on stays on the loopback interface.
 LOOPBACK_SCHEDULER = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
@@ -168,14 +169,16 @@ def test_without_hadoop_a_cluster_fails_fast_naming_what_is_missing(environment,
     assert "`yarn` command" in str(error.value) and "yarn-site.xml" not in str(error.value)
 
 
-def test_wb_init_yarn_needs_an_environment_then_names_what_this_machine_lacks(environment, monkeypatch, no_context):
+def test_wb_init_yarn_checks_the_environment_archive_then_names_what_this_machine_lacks(environment, monkeypatch,
+                                                                                      no_context):
     for name in ("HADOOP_CONF_DIR", "YARN_CONF_DIR", "HADOOP_HOME"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ValueError, match=r"wb.init\(cluster='yarn'\) needs environment="):
-        wb.init("yarn", workers=2)
+    with pytest.raises(ValueError, match=r"environment.tar.gz was not made by `workbench pack`"):
+        wb.init("yarn", workers=2, environment=environment)  # not checkable: refused before anything starts
+    started = time.monotonic()
     with pytest.raises(RuntimeError, match="lacks Hadoop's `yarn` command"):
-        wb.init("yarn", workers=2, worker_cores=2, worker_memory="4 GiB", environment=environment)
-    assert wb.current() is None
+        wb.init("yarn", workers=2, worker_cores=2, worker_memory="4 GiB")  # would pack this environment next
+    assert time.monotonic() - started < 10 and wb.current() is None
 
 
 def test_remote_mode_cannot_defer_submission(environment):
@@ -221,13 +224,7 @@ def start_container(tmp_path) -> Iterator:
 
     yield start
     for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def test_worker_containers_join_the_scheduler_of_this_process(scheduler_only, start_container, protocol,
