@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 import workbench as wb
 
 from .browser import JupyterLab, chromium, free_port
+from .processes import stop_process
 
 DASK_CLI = [str(Path(sys.executable).with_name("dask"))]
 
@@ -83,13 +83,7 @@ def command_line_cluster(folder: Path, *options: str, protocol: str = "tcp",
         yield address, workers
     finally:
         for process in reversed(processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
         if log is not None:
             output.close()
 
@@ -165,9 +159,4 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
                 time.sleep(0.05)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)

@@ -10,7 +10,6 @@ exposes, the way dask-gateway's documentation sets them up (memory as a number o
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import requests
 
 from ..browser import free_port
+from ..processes import stop_process
 
 __all__ = ["MAX_WORKERS", "GatewayServer", "gateway_server"]
 
@@ -92,7 +92,7 @@ def gateway_server(directory: Path, password: str) -> Iterator[GatewayServer]:
         _wait_until_up(server, directory / "gateway.log")
         yield server
     finally:
-        _stop(process)
+        stop_process(process, _STOP_TIMEOUT)  # the server stops its clusters and proxy
         log.close()
 
 
@@ -111,12 +111,3 @@ def _wait_until_up(server: GatewayServer, log: Path) -> None:
         time.sleep(0.1)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM: the server stops its clusters (scheduler and worker processes) and its proxy."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from ..browser import free_port
+from ..processes import stop_process
 
 __all__ = ["Job", "Slurm", "slurm_cluster"]
 
@@ -164,18 +164,8 @@ def _start(stack: ExitStack, directory: Path, program: str, *arguments: str) -> 
     with open(directory / "log" / f"{program}.out", "wb") as output:
         process = subprocess.Popen([program, *arguments], stdout=output, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env={**os.environ, "SLURM_CONF": str(directory / "slurm.conf")})
-    stack.callback(_stop, process)
+    stack.callback(stop_process, process, _STOP_TIMEOUT)
     return process
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _wait_for(check, what: str, slurm: Slurm, daemons: list[subprocess.Popen]) -> None:
