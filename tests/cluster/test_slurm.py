@@ -161,15 +161,22 @@ def test_an_unknown_option_is_named(tmp_path: Path):
         batch_cluster("slurm", workers=1, queues="debug", log_directory=tmp_path / "logs", **LOOPBACK)
 
 
-def test_wb_init_slurm_submits_worker_jobs_sized_by_config_and_stop_cancels_them(slurm, no_context, tmp_path):
+def test_wb_init_slurm_trains_on_worker_jobs_sized_by_config_and_stop_cancels_them(slurm, no_context, tmp_path):
     with dask.config.set({"workbench.worker-memory": "1 GiB", "workbench.queue": "debug"}):  # as the kernel sets
         context = wb.init("slurm", workers=2, walltime="00:10:00", log_directory=tmp_path / "logs", **LOOPBACK)
     try:
         assert context.kind == "slurm" and context.owns_cluster
         assert [(w.cores, w.memory) for w in context.workers] == [(1, 2**30)] * 2
         assert [(job.state, job.memory) for job in our_jobs(slurm)] == [("RUNNING", "1G")] * 2
-        assert sum(context.client.gather(context.client.map(abs, [-1, -2, -3]))) == 6
         assert wb.init("slurm", workers=2) is context  # a re-run cell gets the same jobs
+        rng = np.random.default_rng(1)
+        features = rng.normal(size=(600, 4)).astype(np.float32)
+        labels = (features[:, 0] > 0).astype(np.int64)
+        estimator = wb.Estimator.from_torch(make_mlp, optimizer=torch.optim.Adam, optimizer_kwargs={"lr": 0.02},
+                                            loss="cross_entropy", metrics=["accuracy"])
+        estimator.fit((features, labels), epochs=3, batch_size=64, progress=None)
+        assert sorted(estimator.workers_) == sorted(w.address for w in context.workers)  # both jobs trained
+        assert estimator.evaluate((features, labels))["accuracy"] > 0.8
     finally:
         wb.stop()
     wait_until_no_jobs(slurm)  # stop() cancelled the jobs Workbench submitted

@@ -223,8 +223,8 @@ def start_container(tmp_path) -> Iterator:
         return process
 
     yield start
-    for process in processes:
-        stop_process(process)
+    for process in processes:  # as a NodeManager stops a container: SIGTERM, then SIGKILL soon after
+        stop_process(process, timeout=1)
 
 
 def test_worker_containers_join_the_scheduler_of_this_process(scheduler_only, start_container, protocol,
