@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 
 from dask.utils import parse_bytes
 
-from workbench.arguments import check_positive_int
-from workbench.cluster.jobqueue import _check_memory, _timeout_seconds
+from workbench.arguments import check_positive_int, duration_seconds, memory_bytes
 
 if TYPE_CHECKING:
     from dask_gateway import Gateway, GatewayCluster
@@ -106,8 +105,8 @@ def gateway_cluster(
         if value is not None:
             check_positive_int(name, value)
     if worker_memory is not None:
-        _check_memory(worker_memory)
-    seconds = _timeout_seconds(timeout)
+        memory_bytes("worker_memory", worker_memory)
+    seconds = duration_seconds("timeout", timeout)
     deadline = time.monotonic() + seconds
     credentials = _auth(auth)
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dask.utils import parse_bytes, parse_timedelta
+from workbench.arguments import check_positive_int, duration_seconds, memory_bytes
 
 if TYPE_CHECKING:
     from dask_jobqueue import JobQueueCluster
@@ -96,10 +96,10 @@ def batch_cluster(
             view of the jobs and the end of their logs. The jobs are cancelled.
     """
     cluster_class = _cluster_class(scheduler)
-    _check_count("workers", workers)
-    _check_count("worker_cores", worker_cores)
-    _check_memory(worker_memory)
-    seconds = _timeout_seconds(timeout)
+    check_positive_int("workers", workers)
+    check_positive_int("worker_cores", worker_cores)
+    memory_bytes("worker_memory", worker_memory)
+    seconds = duration_seconds("timeout", timeout)
     log_directory = Path(options.pop("log_directory", None) or default_log_directory()).expanduser()
     scheduler_options = {"dashboard_address": ":0", **(options.pop("scheduler_options", None) or {})}
     options.setdefault("job_name", JOB_NAME)
@@ -136,34 +136,6 @@ def _cluster_class(scheduler: Any) -> type[JobQueueCluster]:
     except ImportError as error:
         raise ImportError(f"a {scheduler} cluster needs dask-jobqueue: pip install dask-jobqueue") from error
     return getattr(dask_jobqueue, _CLUSTER_CLASSES[scheduler])
-
-
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_memory(value: Any) -> None:
-    """A size such as ``"2 GiB"`` or a number of bytes, as the job scripts and the workers read it."""
-    if isinstance(value, str):
-        try:
-            nbytes = parse_bytes(value)
-        except ValueError:
-            nbytes = 0
-    else:
-        nbytes = value if isinstance(value, int) and not isinstance(value, bool) else 0
-    if nbytes <= 0:
-        raise ValueError(f"worker_memory must be a size such as '2 GiB' or a number of bytes, got {value!r}")
-
-
-def _timeout_seconds(value: Any) -> float:
-    try:
-        seconds = parse_timedelta(value) if value is not None else 0
-    except (KeyError, TypeError, ValueError):
-        seconds = 0
-    if not seconds > 0:
-        raise ValueError(f"timeout must be a duration such as '2 minutes' or a number of seconds, got {value!r}")
-    return seconds
 
 
 def _submit(cluster: JobQueueCluster, jobs: int) -> None:

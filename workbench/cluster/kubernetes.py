@@ -24,10 +24,7 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from dask.utils import parse_bytes
-
-from workbench.arguments import check_positive_int
-from workbench.cluster.jobqueue import _check_memory, _timeout_seconds
+from workbench.arguments import check_positive_int, duration_seconds, memory_bytes
 
 if TYPE_CHECKING:
     from dask_kubernetes.operator import KubeCluster
@@ -84,13 +81,12 @@ def cluster_spec(
 
     check_positive_int("workers", workers)
     check_positive_int("worker_cores", worker_cores)
-    _check_memory(worker_memory)
+    memory = memory_bytes("worker_memory", worker_memory)
     name = name if name is not None else _default_name()
     try:
         validate_cluster_name(name)
     except ValidationError as error:  # its message is not in str(error)
         raise ValueError(error.message) from None
-    memory = parse_bytes(worker_memory) if isinstance(worker_memory, str) else worker_memory
     quantity = {"cpu": str(worker_cores), "memory": _quantity(memory)}
     spec = make_cluster_spec(
         name=name,
@@ -139,7 +135,7 @@ def kube_cluster(
             f"kube_cluster writes the cluster resource itself: instead of {', '.join(shaping)}, use "
             + "; ".join(f"{_SPEC_ARGUMENTS[argument]} for {argument}" for argument in shaping)
         )
-    seconds = _timeout_seconds(timeout)
+    seconds = duration_seconds("timeout", timeout)
     spec = cluster_spec(
         workers=workers, worker_cores=worker_cores, worker_memory=worker_memory, image=image, env=env,
         name=options.pop("name", None),

@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from dask.utils import parse_bytes
 from distributed.deploy import Cluster
+
+from workbench.arguments import memory_bytes
 
 if TYPE_CHECKING:
     import skein
@@ -408,13 +409,7 @@ def _check_count(name: str, value: Any, minimum: int) -> None:
 
 def _memory_mib(value: Any) -> int:
     """A size such as ``"8 GiB"`` or a number of bytes, in MiB rounded up (what YARN books)."""
-    try:
-        nbytes = parse_bytes(value) if isinstance(value, str) else value
-    except ValueError:
-        nbytes = 0
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)) or nbytes <= 0:
-        raise ValueError(f"worker_memory must be a size such as '8 GiB' or a number of bytes, got {value!r}")
-    return math.ceil(nbytes / _MIB)
+    return math.ceil(memory_bytes("worker_memory", value) / _MIB)
 
 
 def _environment_source(environment: Any) -> str:
