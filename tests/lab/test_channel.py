@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,16 @@ from workbench.lab.channel import ChannelError, KernelEndpoint, ask, create_chan
 
 
 @pytest.fixture
-def channel_dir(tmp_path) -> Path:
-    return create_channel_dir(tmp_path / "runtime")
+def runtime_dir():
+    """A runtime dir short enough for socket paths (pytest's tmp_path can be too long for them)."""
+    folder = Path(tempfile.mkdtemp(prefix="wb-runtime-"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
+def channel_dir(runtime_dir) -> Path:
+    return create_channel_dir(runtime_dir)
 
 
 def handle(request: dict) -> object:
@@ -32,8 +42,8 @@ def endpoint(channel_dir):
     started.close()
 
 
-def test_the_channel_folder_is_private_and_inside_the_runtime_dir(tmp_path, channel_dir):
-    assert channel_dir.parent == tmp_path / "runtime"
+def test_the_channel_folder_is_private_and_inside_the_runtime_dir(runtime_dir, channel_dir):
+    assert channel_dir.parent == runtime_dir
     assert stat.S_IMODE(channel_dir.stat().st_mode) == 0o700
 
 
