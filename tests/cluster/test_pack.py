@@ -57,6 +57,22 @@ def six_venv(tmp_path_factory) -> Path:
     return make_venv(tmp_path_factory.mktemp("six") / "venv", "six==1.16.0")
 
 
+@pytest.fixture(scope="module")
+def newer_six_venv(tmp_path_factory) -> Path:
+    """A venv of this Python with six 1.17.0."""
+    return make_venv(tmp_path_factory.mktemp("newer-six") / "venv", "six==1.17.0")
+
+
+@pytest.fixture(scope="module")
+def other_python_venv(tmp_path_factory) -> tuple[Path, str]:
+    """A venv of Debian's Python (another micro version) with six 1.16.0, and that version."""
+    venv = make_venv(tmp_path_factory.mktemp("other-python") / "venv", "six==1.16.0", python=OTHER_PYTHON)
+    version = subprocess.run([OTHER_PYTHON, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version != platform.python_version()
+    return venv, version
+
+
 # --- the archive is self-sufficient ---------------------------------------------------------------
 
 @pytest.fixture
@@ -180,22 +196,19 @@ def test_an_unchanged_environment_is_packed_once_and_a_changed_one_again(tmp_pat
 
 # --- the check ---------------------------------------------------------------------------------------
 
-def test_an_archive_of_another_environment_is_refused_naming_the_difference(tmp_path, six_venv):
+def test_an_archive_of_another_environment_is_refused_naming_the_difference(tmp_path, six_venv, newer_six_venv,
+                                                                            other_python_venv):
     archive = pack_environment(tmp_path / "six.tar.gz", prefix=six_venv)
     assert check_environment(archive, prefix=six_venv)["fingerprint"] == environment_fingerprint(six_venv)
 
-    newer_six = make_venv(tmp_path / "newer", "six==1.17.0")
     with pytest.raises(EnvironmentMismatch, match=r"package\(s\) at another version: six 1\.16\.0 in the archive, "
                                                   r"1\.17\.0 here"):
-        check_environment(archive, prefix=newer_six)
+        check_environment(archive, prefix=newer_six_venv)
 
-    other_python = make_venv(tmp_path / "other-python", "six==1.16.0", python=OTHER_PYTHON)
-    theirs = subprocess.run([OTHER_PYTHON, "-c", "import platform; print(platform.python_version())"],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    assert theirs != platform.python_version()
+    other_python, theirs = other_python_venv
     with pytest.raises(EnvironmentMismatch) as refused:
         check_environment(archive, prefix=other_python)
-    assert str(refused.value).endswith(f"other-python: Python {platform.python_version()} in the archive, {theirs} "
+    assert str(refused.value).endswith(f"/venv: Python {platform.python_version()} in the archive, {theirs} "
                                       "here. Pack this environment again (`workbench pack`).")  # and nothing else
 
     empty = make_venv(tmp_path / "empty")
@@ -209,7 +222,47 @@ def test_an_archive_of_another_environment_is_refused_naming_the_difference(tmp_
 
     Path(f"{archive}.json").unlink()  # the manifest travels inside the archive too
     with pytest.raises(EnvironmentMismatch, match="six 1.16.0 in the archive, 1.17.0 here"):
-        check_environment(archive, prefix=newer_six)
+        check_environment(archive, prefix=newer_six_venv)
+
+
+def test_archives_made_by_other_tools_are_checked_by_the_packages_they_hold(tmp_path, six_venv, newer_six_venv,
+                                                                            other_python_venv):
+    venv_pack = tmp_path / "venv-pack.tar.gz"
+    subprocess.run([str(Path(sys.executable).with_name("venv-pack")), "--prefix", str(six_venv), "--output",
+                    str(venv_pack)], check=True, capture_output=True)
+    zipped = Path(shutil.make_archive(str(tmp_path / "zipped"), "zip", six_venv))
+    for archive in (venv_pack, zipped):
+        packed = check_environment(archive, prefix=six_venv)["fingerprint"]
+        assert (packed["python"], packed["packages"]) == (platform.python_version(), {"six": "1.16.0"})  # pyvenv.cfg's
+        with pytest.raises(EnvironmentMismatch, match="six 1.16.0 in the archive, 1.17.0 here"):
+            check_environment(archive, prefix=newer_six_venv)
+        with pytest.raises(EnvironmentMismatch, match=f"Python {platform.python_version()} in the archive, "
+                                                      f"{other_python_venv[1]} here"):
+            check_environment(archive, prefix=other_python_venv[0])
+
+    # conda-pack's layout: Python's version in conda's record of its package, metadata as pip writes it
+    major_minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    conda = tmp_path / "conda-env"
+    (conda / "conda-meta").mkdir(parents=True)
+    (conda / "conda-meta" / f"python-{other_python_venv[1]}-h2a2b1f7_0_cpython.json").write_text("{}")
+    (conda / "conda-meta" / "python-dateutil-2.9.0-pyhd8ed1ab_0.json").write_text("{}")
+    site_packages = conda / "lib" / f"python{major_minor}" / "site-packages"
+    for metadata in ("six-1.16.0.dist-info", "python_dateutil-2.9.0.dist-info", "old_style-1.0-py3.11.egg-info"):
+        (site_packages / metadata).mkdir(parents=True)
+        (site_packages / metadata / "METADATA").write_text("")
+    with tarfile.open(tmp_path / "conda.tar.gz", "w:gz") as tar:
+        tar.add(conda, arcname=".")
+    with pytest.raises(EnvironmentMismatch) as refused:
+        check_environment(tmp_path / "conda.tar.gz", prefix=six_venv)
+    assert (f"Python {other_python_venv[1]} in the archive, {platform.python_version()} here; 2 package(s) only in "
+            "the archive: old-style 1.0, python-dateutil 2.9.0. Pack") in str(refused.value)
+
+    not_an_environment = tmp_path / "scripts.tar"
+    with tarfile.open(not_an_environment, "w") as tar:
+        tar.add(Path(sys.executable).parent / "activate", arcname="bin/activate")
+    with pytest.raises(ValueError, match="scripts.tar is not an archive of one Python environment: it has no "
+                                         "lib/pythonX.Y/site-packages"):
+        check_environment(not_an_environment, prefix=six_venv)
 
 
 def test_other_editable_packages_are_refused_by_name(tmp_path):

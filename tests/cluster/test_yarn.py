@@ -173,8 +173,8 @@ def test_wb_init_yarn_checks_the_environment_archive_then_names_what_this_machin
                                                                                       no_context):
     for name in ("HADOOP_CONF_DIR", "YARN_CONF_DIR", "HADOOP_HOME"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ValueError, match=r"environment.tar.gz was not made by `workbench pack`"):
-        wb.init("yarn", workers=2, environment=environment)  # not checkable: refused before anything starts
+    with pytest.raises(ValueError, match=r"environment.tar.gz is not an archive of one Python environment"):
+        wb.init("yarn", workers=2, environment=environment)  # refused before anything starts
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="lacks Hadoop's `yarn` command"):
         wb.init("yarn", workers=2, worker_cores=2, worker_memory="4 GiB")  # would pack this environment next

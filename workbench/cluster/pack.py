@@ -7,11 +7,13 @@ from the driver's (another Python, another torch), so an archive carries its fin
 - :func:`environment_fingerprint`: what an environment is (Python, platform, package versions);
 - :func:`pack_environment`: archive a venv with venv-pack, Workbench included even when it is
   installed editable, cached by the fingerprint (an unchanged environment is packed once);
-- :func:`check_environment`: refuse an archive that does not match the driver, saying what differs.
+- :func:`check_environment`: refuse an archive that does not match the driver, saying what differs
+  (an archive made by another tool, e.g. ``conda pack``, is checked by the packages it holds).
 
 A venv archive is relocatable but does not contain Python itself: its ``bin/python`` links to the
 venv's base interpreter (``home`` in ``pyvenv.cfg``), which must exist at the same path on every
-worker machine. Conda environments (which carry Python, through conda-pack) are not packed yet.
+worker machine. Conda environments (which carry Python) are not packed here: ``conda pack`` packs
+them, and its archive is checked like any other.
 
 The fingerprint of an environment is read by that environment's own Python, running this file as a
 script; that is why this module imports only the standard library at the top.
@@ -23,8 +25,11 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,33 +119,30 @@ def pack_environment(output: str | os.PathLike | None = None, *, prefix: str | o
 def read_manifest(archive: str | os.PathLike) -> dict[str, Any]:
     """The manifest :func:`pack_environment` wrote with ``archive``: from ``<archive>.json``, else from
     the archive itself (its first member)."""
-    archive = Path(archive)
-    sidecar = _manifest_path(archive)
-    if sidecar.exists():
-        return json.loads(sidecar.read_text())
-    if not archive.is_file():
-        raise FileNotFoundError(f"no environment archive {archive}")
-    import tarfile
-
-    try:
-        with tarfile.open(archive) as tar:
-            member = tar.next()
-            if member is not None and member.name == MANIFEST_NAME:
-                return json.loads(tar.extractfile(member).read())
-    except tarfile.TarError as error:
-        raise ValueError(f"{archive} is not a tar archive ({error})") from error
-    raise ValueError(f"{archive} was not made by `workbench pack`: it has no {MANIFEST_NAME}")
+    manifest = _manifest_of(Path(archive))
+    if manifest is None:
+        raise ValueError(f"{archive} was not made by `workbench pack`: it has no {MANIFEST_NAME}")
+    return manifest
 
 
 def check_environment(archive: str | os.PathLike, prefix: str | os.PathLike = sys.prefix) -> dict[str, Any]:
     """Refuse ``archive`` (:class:`EnvironmentMismatch`) when its Python or packages differ from the
     environment at ``prefix`` (the driver's); its manifest when they match. Packages the archive
-    left out on purpose (``exclude``) are not counted as missing."""
-    manifest = read_manifest(archive)
+    left out on purpose (``exclude``) are not counted as missing.
+
+    An archive made by another tool (``venv-pack``, ``conda-pack``, ``zip``) has no manifest: its
+    Python and packages are read from its file names (the ``.dist-info`` folders of its
+    site-packages, its ``pyvenv.cfg`` or conda's record of Python), which means reading a
+    compressed archive whole (seconds per GB); the manifest returned then holds that fingerprint."""
+    archive = Path(archive)
+    manifest = _manifest_of(archive) or {"fingerprint": _fingerprint_of_files(archive), "excluded_packages": {}}
     packed, here = manifest["fingerprint"], environment_fingerprint(prefix)
+    if packed["python"].count(".") == 1:  # only lib/pythonX.Y told the version
+        here = {**here, "python": ".".join(here["python"].split(".")[:2])}
     differences = [f"{label} {packed[key]} in the archive, {here[key]} here"
                    for key, label in (("implementation", "Python implementation"), ("python", "Python"),
-                                      ("platform", "platform")) if packed[key] != here[key]]
+                                      ("platform", "platform"))
+                   if packed.get(key) is not None and packed[key] != here[key]]
     theirs, ours = packed["packages"], here["packages"]
     missing = sorted(set(ours) - set(theirs) - set(manifest["excluded_packages"]))
     extra = sorted(set(theirs) - set(ours))
@@ -167,6 +169,81 @@ def check_environment(archive: str | os.PathLike, prefix: str | os.PathLike = sy
 def _listed(what: str, items: list[str]) -> str:
     shown = ", ".join(items[:_NAMES_SHOWN])
     return f"{what}: {shown}" + (f" and {len(items) - _NAMES_SHOWN} more" if len(items) > _NAMES_SHOWN else "")
+
+
+# --- reading an archive ---------------------------------------------------------------------------
+
+#: ``lib/python3.11/site-packages/six-1.16.0.dist-info/...`` (or ``.egg-info``), under any root folder
+_PACKAGE_METADATA = re.compile(r"(?:^|/)lib/python(\d+\.\d+)/site-packages/([^/]+)\.(?:dist|egg)-info(?:/|$)")
+#: conda's record of its Python package: ``conda-meta/python-3.11.7-<build>.json``
+_CONDA_PYTHON = re.compile(r"(?:^|/)conda-meta/python-(\d+\.\d+\.\d+)-[^/]+\.json$")
+_PYVENV_CFG = re.compile(r"^(?:\./)?(?:[^/]+/)?pyvenv\.cfg$")
+
+
+def _manifest_of(archive: Path) -> dict[str, Any] | None:
+    """The manifest of ``archive`` (its ``.json`` sidecar, else its first member); None if it has none."""
+    sidecar = _manifest_path(archive)
+    if sidecar.exists():
+        return json.loads(sidecar.read_text())
+    if not archive.is_file():
+        raise FileNotFoundError(f"no environment archive {archive}")
+    if archive.name.endswith(".zip"):
+        return None  # `workbench pack` writes tar archives only
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.next()
+            if member is not None and member.name == MANIFEST_NAME:
+                return json.loads(tar.extractfile(member).read())
+    except tarfile.TarError as error:
+        raise ValueError(f"{archive} is not a tar archive ({error})") from error
+    return None
+
+
+def _fingerprint_of_files(archive: Path) -> dict[str, Any]:
+    """The fingerprint of an archive without a manifest, read from its file names: packages from the
+    ``.dist-info`` folders of its site-packages; Python from ``pyvenv.cfg`` (a venv), conda's record
+    of its ``python`` package, else ``lib/pythonX.Y`` (major.minor only). Implementation and
+    platform are not known (None)."""
+    names, pyvenv_cfg = _names_and_pyvenv_cfg(archive)
+    pythons, packages = set(), {}
+    for name in names:
+        metadata = _PACKAGE_METADATA.search(name)
+        if metadata:
+            pythons.add(metadata.group(1))
+            distribution, _, version = metadata.group(2).partition("-")  # egg-info: six-1.16.0-py3.11
+            packages[_normalized(distribution)] = version.split("-")[0]
+    if len(pythons) != 1:
+        found = f"site-packages of Python {', '.join(sorted(pythons))}" if pythons else "no lib/pythonX.Y/site-packages"
+        raise ValueError(f"{archive} is not an archive of one Python environment: it has {found}")
+    python = pythons.pop()
+    conda_python = [match.group(1) for match in map(_CONDA_PYTHON.search, names) if match]
+    venv_python = [value.strip() for key, _, value in (line.partition("=") for line in pyvenv_cfg.splitlines())
+                   if key.strip() in ("version", "version_info")]
+    for version in conda_python + venv_python:
+        if version.startswith(python + "."):
+            python = ".".join(version.split(".")[:3])
+            break
+    return {"python": python, "implementation": None, "platform": None, "packages": dict(sorted(packages.items())),
+            "editable": {}}
+
+
+def _names_and_pyvenv_cfg(archive: Path) -> tuple[list[str], str]:
+    """The member names of a tar or zip archive, and the text of its top-level ``pyvenv.cfg`` ("" if none)."""
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as folder:
+            names = folder.namelist()
+            config = next((name for name in names if _PYVENV_CFG.match(name)), None)
+            return names, folder.read(config).decode() if config else ""
+    names, pyvenv_cfg = [], ""
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                names.append(member.name)
+                if member.isfile() and _PYVENV_CFG.match(member.name):
+                    pyvenv_cfg = tar.extractfile(member).read().decode()
+    except tarfile.TarError as error:
+        raise ValueError(f"{archive} is not a tar archive ({error})") from error
+    return names, pyvenv_cfg
 
 
 # --- reading an environment ---------------------------------------------------------------------
@@ -220,8 +297,6 @@ def _describe_this_python() -> dict[str, Any]:
 
 def _normalized(name: str) -> str:
     """A distribution name as PEP 503 compares them (``Typing_Extensions`` is ``typing-extensions``)."""
-    import re
-
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -326,7 +401,8 @@ def _write_archive(environment: dict[str, Any], output: Path, archive_format: st
     prefix = Path(environment["prefix"])
     if (prefix / "conda-meta").is_dir() or not (prefix / "pyvenv.cfg").exists():
         raise ValueError(f"{prefix} is not a virtual environment (no pyvenv.cfg): only venvs are packed "
-                         "(python -m venv); conda environments are not supported yet")
+                         "(python -m venv). Pack a conda environment with conda-pack (`conda pack -o env.tar.gz`) "
+                         "and pass the archive as environment= (it is checked against this environment)")
     try:
         context = check_prefix(str(prefix))
     except VenvPackException as error:
