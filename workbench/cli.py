@@ -389,9 +389,12 @@ def _pack(args: argparse.Namespace, _: list[str]) -> int:
     manifest = read_manifest(archive)
     fingerprint = manifest["fingerprint"]
     left_out = f", {len(manifest['excluded_packages'])} left out" if manifest["excluded_packages"] else ""
+    python = (f"Python {fingerprint['python']} is in the archive (run its bin/conda-unpack once unpacked)"
+              if manifest.get("kind") == "conda" else
+              f"workers need Python {fingerprint['python']} at {manifest['base_prefix']}/bin "
+              f"(the archive's bin/python links to it)")
     print(f"{archive}\n  {len(fingerprint['packages'])} packages{left_out}, {archive.stat().st_size / 2**20:.0f} MiB; "
-          f"workers need Python {fingerprint['python']} at {manifest['base_prefix']}/bin "
-          f"(the archive's bin/python links to it)")
+          + python)
     return 0
 
 

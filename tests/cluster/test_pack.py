@@ -1,6 +1,7 @@
 """Environment shipping (`workbench pack`): the driver's venv packed, unpacked elsewhere and trained
-through by a `dask worker` started from it; the cache; the check that refuses an archive of another
-environment; editable packages; the command line.
+through by a `dask worker` started from it; a conda environment packed with its Python and run
+unpacked elsewhere; the cache; the check that refuses an archive of another environment (made by
+Workbench or by another tool); editable packages; the command line.
 
 The driver's venv is the real one (Workbench installed editable from this checkout) with the
 packages a torch worker does not need left out; the other environments are tiny venvs made here
@@ -28,6 +29,7 @@ from workbench.cluster.pack import (MANIFEST_NAME, EnvironmentMismatch, check_en
                                     pack_environment, read_manifest)
 
 from ..conftest import wait_for
+from .conda import conda_environment
 
 #: what the driver's venv has and a torch worker does not need (most of its 3.9 GB)
 DRIVER_ONLY = ["tensorflow*", "tensorboard*", "keras*", "jupyter*", "playwright*", "kubernetes*", "llvmlite*",
@@ -165,6 +167,56 @@ def test_the_packed_driver_environment_trains_through_a_worker_started_from_it(u
     assert list(estimator.workers_) == list(where)
     assert scores["accuracy"] >= 0.9
     assert predictions.shape == (1200, 3)
+
+
+# --- a conda environment ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conda_env(tmp_path_factory) -> Path:
+    """A conda environment (this machine's Python as a conda package, installed by rattler) with six
+    1.16.0 installed by pip, as conda users install what conda-forge lacks."""
+    work = tmp_path_factory.mktemp("conda")
+    prefix = conda_environment(work / "env", work)
+    install(prefix, "six==1.16.0")
+    return prefix
+
+
+def test_a_conda_environment_is_packed_with_its_python_and_runs_unpacked_elsewhere(tmp_path, conda_env, six_venv,
+                                                                                  newer_six_venv, capsys):
+    archive = tmp_path / "conda.tar.gz"
+    assert main(["pack", str(archive), "--prefix", str(conda_env)]) == 0
+    assert f"Python {platform.python_version()} is in the archive (run its bin/conda-unpack" in capsys.readouterr().out
+    manifest = check_environment(archive, prefix=conda_env)
+    assert manifest["kind"] == "conda" and manifest["fingerprint"]["packages"] == {"six": "1.16.0"}
+    with tarfile.open(archive) as tar:
+        members = {member.name: member for member in tar}
+    assert next(iter(members)) == MANIFEST_NAME
+    major_minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert members[f"bin/python{major_minor}"].isfile()  # Python itself, not a link to the driver's
+    assert members["bin/conda-unpack"].isfile() and members["conda-meta/history"].isfile()
+    check_environment(archive, prefix=six_venv)  # the same Python and packages, in a venv
+    with pytest.raises(EnvironmentMismatch, match="six 1.16.0 in the archive, 1.17.0 here"):
+        check_environment(archive, prefix=newer_six_venv)
+
+    # what a YARN container does: unpack, activate, conda-unpack (yarn.py's script), then run Python
+    unpacked = tmp_path / "somewhere" / "else"
+    unpacked.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(unpacked)], check=True)
+    show = ("import six, sys, sysconfig; "
+            "print(sys.prefix, six.__file__, sysconfig.get_config_var('prefix'), sep='\\n')")
+    script = f"source {unpacked}/bin/activate && {unpacked}/bin/conda-unpack && exec python -c \"{show}\""
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # the prefix the installer wrote into _sysconfigdata is this folder's once conda-unpack ran
+    assert done.stdout.split() == [str(unpacked), f"{unpacked}/lib/python{major_minor}/site-packages/six.py",
+                                   str(unpacked)]
+
+    without_six = pack_environment(tmp_path / "no-six.tar", prefix=conda_env, exclude=["six*"])
+    with tarfile.open(without_six) as tar:
+        assert not [name for name in tar.getnames() if "site-packages/six" in name]
+    assert read_manifest(without_six)["excluded_packages"] == {"six": "1.16.0"}
+    check_environment(without_six, prefix=conda_env)
 
 
 # --- the cache -------------------------------------------------------------------------------------

@@ -1,19 +1,19 @@
-"""Environment shipping: the driver's virtual environment as one archive that the workers unpack.
+"""Environment shipping: the driver's Python environment as one archive that the workers unpack.
 
 A cluster without the driver's packages (YARN, most batch clusters) runs Workbench workers from an
 archive of the driver's environment. The usual failure there is a worker environment that differs
 from the driver's (another Python, another torch), so an archive carries its fingerprint:
 
 - :func:`environment_fingerprint`: what an environment is (Python, platform, package versions);
-- :func:`pack_environment`: archive a venv with venv-pack, Workbench included even when it is
-  installed editable, cached by the fingerprint (an unchanged environment is packed once);
+- :func:`pack_environment`: archive a venv with venv-pack or a conda environment with conda-pack,
+  Workbench included even when it is installed editable, cached by the fingerprint (an unchanged
+  environment is packed once);
 - :func:`check_environment`: refuse an archive that does not match the driver, saying what differs
-  (an archive made by another tool, e.g. ``conda pack``, is checked by the packages it holds).
+  (an archive made by another tool, e.g. ``venv-pack`` or ``conda pack``, by the packages it holds).
 
 A venv archive is relocatable but does not contain Python itself: its ``bin/python`` links to the
 venv's base interpreter (``home`` in ``pyvenv.cfg``), which must exist at the same path on every
-worker machine. Conda environments (which carry Python) are not packed here: ``conda pack`` packs
-them, and its archive is checked like any other.
+worker machine. A conda environment's archive carries its Python.
 
 The fingerprint of an environment is read by that environment's own Python, running this file as a
 script; that is why this module imports only the standard library at the top.
@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -71,7 +72,7 @@ def default_cache_dir() -> Path:
 def pack_environment(output: str | os.PathLike | None = None, *, prefix: str | os.PathLike = sys.prefix,
                      exclude: Iterable[str] = (), cache_dir: str | os.PathLike | None = None,
                      force: bool = False) -> Path:
-    """Archive the virtual environment at ``prefix``; the archive's path.
+    """Archive the virtual or conda environment at ``prefix``; the archive's path.
 
     ``output`` ends in ``.tar.gz``, ``.tgz`` or ``.tar`` (what YARN unpacks); without it the archive
     goes to ``cache_dir`` (default :func:`default_cache_dir`) under a name made of the hash of the
@@ -85,12 +86,14 @@ def pack_environment(output: str | os.PathLike | None = None, *, prefix: str | o
 
     The Workbench project, when installed editable (PEP 660), is put into the archive's
     site-packages instead of the pointer to its checkout; any other editable package is refused.
-    The archive's ``bin/python`` links to the venv's base interpreter, which every worker needs at
-    the same path.
+    A venv archive's ``bin/python`` links to the venv's base interpreter, which every worker needs
+    at the same path; a conda environment's archive (conda-pack) holds Python, and its
+    ``bin/conda-unpack`` fixes the paths in conda's files once unpacked.
     """
     prefix = Path(prefix).absolute()
     patterns = _checked_patterns(exclude)
     environment = _describe(prefix)
+    kind = _kind(prefix)
     _refuse_foreign_editables(environment)
     fingerprint = _fingerprint(environment)
     key = hashlib.sha256(json.dumps([fingerprint, sorted(patterns)], sort_keys=True).encode()).hexdigest()[:16]
@@ -108,7 +111,7 @@ def pack_environment(output: str | os.PathLike | None = None, *, prefix: str | o
 
     excluded = {name: version for name, version, relative in _packages(environment)
                 if _excluded(relative, environment, patterns)}
-    manifest = {"key": key, "exclude": sorted(patterns), "excluded_packages": excluded,
+    manifest = {"key": key, "kind": kind, "exclude": sorted(patterns), "excluded_packages": excluded,
                 "base_prefix": environment["base_prefix"],
                 "fingerprint": {**fingerprint, "packages": {name: version for name, version in
                                                             fingerprint["packages"].items() if name not in excluded}}}
@@ -390,36 +393,16 @@ def _key_of(archive: Path) -> str | None:
 
 def _write_archive(environment: dict[str, Any], output: Path, archive_format: str, patterns: list[str],
                    manifest: dict[str, Any]) -> None:
-    """Write the archive (manifest first) through a temporary file, then its ``.json`` next to it.
-
-    venv-pack's ``Env`` refuses any environment with an editable package, so its parts are used
-    directly: its ``Packer`` makes the scripts in ``bin/`` relocatable and adds its activate scripts.
-    """
-    from venv_pack.core import File, Packer, VenvPackException, check_prefix
-    from venv_pack.formats import archive
-
-    prefix = Path(environment["prefix"])
-    if (prefix / "conda-meta").is_dir() or not (prefix / "pyvenv.cfg").exists():
-        raise ValueError(f"{prefix} is not a virtual environment (no pyvenv.cfg): only venvs are packed "
-                         "(python -m venv). Pack a conda environment with conda-pack (`conda pack -o env.tar.gz`) "
-                         "and pass the archive as environment= (it is checked against this environment)")
-    try:
-        context = check_prefix(str(prefix))
-    except VenvPackException as error:
-        raise ValueError(str(error)) from error
-    files = _archived_files(environment, patterns)
-
+    """Write the archive (manifest first) through a temporary file, then its ``.json`` next to it:
+    a venv with venv-pack's relocation, a conda environment with conda-pack's."""
+    pack = {"conda": _pack_conda, "venv": _pack_venv}[manifest["kind"]]
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     partial_manifest = _manifest_path(partial)
     try:
         partial_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        with partial.open("wb") as stream, archive(stream, archive_format, compress_level=_COMPRESS_LEVEL) as tar:
-            tar.add(str(partial_manifest), MANIFEST_NAME)
-            packer = Packer(context, tar, None)
-            for source, target in files:
-                packer.add(File(source, target))
-            packer.finish()
+        with partial.open("wb") as stream:
+            pack(environment, patterns, stream, archive_format, partial_manifest)
         os.replace(partial, output)
         os.replace(partial_manifest, _manifest_path(output))
     finally:
@@ -427,27 +410,83 @@ def _write_archive(environment: dict[str, Any], output: Path, archive_format: st
         partial_manifest.unlink(missing_ok=True)
 
 
-def _archived_files(environment: dict[str, Any], patterns: list[str]) -> list[tuple[str, str]]:
-    """(source, target in the archive) of every file to pack: the environment's files but those
-    ``patterns`` exclude and those venv-pack writes, and an editable project's package in place of
-    the files that point at its checkout."""
+def _kind(prefix: Path) -> str:
+    """"conda" for a conda environment (its ``conda-meta`` records), "venv" for a virtual environment."""
+    if (prefix / "conda-meta").is_dir():
+        return "conda"
+    if (prefix / "pyvenv.cfg").exists():
+        return "venv"
+    raise ValueError(f"{prefix} is neither a virtual environment (no pyvenv.cfg) nor a conda environment "
+                     "(no conda-meta): only those are packed")
+
+
+def _pack_venv(environment: dict[str, Any], patterns: list[str], stream: Any, archive_format: str,
+               manifest: Path) -> None:
+    """venv-pack's ``Packer`` makes the scripts in ``bin/`` relocatable and adds its activate scripts
+    (its ``Env`` refuses any environment with an editable package, so its parts are used directly)."""
+    from venv_pack.core import File, Packer, VenvPackException, check_prefix
+    from venv_pack.formats import archive
+
     prefix = Path(environment["prefix"])
-    skipped = set(_VENV_PACK_WRITES)
+    try:
+        context = check_prefix(str(prefix))
+    except VenvPackException as error:
+        raise ValueError(str(error)) from error
+    skipped, added = _project_substitution(environment)
+    skipped |= _VENV_PACK_WRITES
+    files = [(str(prefix / relative), relative) for relative in _walk(prefix)
+             if relative not in skipped and not _excluded(relative, environment, patterns)] + added
+    with archive(stream, archive_format, compress_level=_COMPRESS_LEVEL) as tar:
+        tar.add(str(manifest), MANIFEST_NAME)
+        packer = Packer(context, tar, None)
+        for source, target in files:
+            packer.add(File(source, target))
+        packer.finish()
+
+
+def _pack_conda(environment: dict[str, Any], patterns: list[str], stream: Any, archive_format: str,
+                manifest: Path) -> None:
+    """conda-pack's ``Packer`` records where conda's files hold the environment's path, which the
+    ``conda-unpack`` script it adds rewrites once unpacked; the Python interpreter is in the archive."""
+    from conda_pack.core import CondaEnv, CondaPackException, File, Packer
+    from conda_pack.formats import archive
+
+    prefix = environment["prefix"]
+    try:  # _refuse_foreign_editables let only the project through, whose files replace its pointer
+        conda_files = CondaEnv.from_prefix(prefix, ignore_editable_packages=True).files
+    except CondaPackException as error:
+        raise ValueError(f"conda-pack cannot pack {prefix}: {error}") from error
+    skipped, added = _project_substitution(environment)
+    files = [file for file in conda_files if file.target not in skipped
+             and not _excluded(file.target, environment, patterns)]
+    files += [File(source, target, is_conda=False) for source, target in added]
+    history = Path(prefix) / "conda-meta" / "history"  # conda-pack's time for the files it writes
+    mtime = history.stat().st_mtime if history.exists() else time.time()
+    with archive(stream, None, "", archive_format, compress_level=_COMPRESS_LEVEL, mtime=mtime) as tar:
+        tar.add(str(manifest), MANIFEST_NAME)
+        packer = Packer(prefix, tar)
+        for file in files:
+            packer.add(file)
+        packer.finish()
+
+
+def _project_substitution(environment: dict[str, Any]) -> tuple[set[str], list[tuple[str, str]]]:
+    """When Workbench is installed editable: the files that point at its checkout (the .pth / import
+    finder and the record saying "editable"), which are not packed, and (source, target) of the
+    project's package files, packed in site-packages in their place. Nothing to do otherwise."""
     project = _project(environment)
-    added: list[tuple[str, str]] = []
-    if project:
-        site_packages = Path(os.path.relpath(environment["site_packages"], prefix))
-        metadata = Path(os.path.relpath(project["path"], prefix))
-        # the .pth / import finder that points at the checkout, and the record saying "editable"
-        skipped |= {str(site_packages / file) for file in project["files"] if "/" not in file
-                    and file.endswith((".pth", ".py"))}
-        skipped.add(str(metadata / "direct_url.json"))
-        package = Path(environment["project_dir"])
-        added = [(str(path), str(site_packages / PROJECT[1] / path.relative_to(package)))
-                 for path in _project_files(package)]
-        skipped |= {target for _, target in added}
-    return [(str(prefix / relative), relative) for relative in _walk(prefix)
-            if relative not in skipped and not _excluded(relative, environment, patterns)] + added
+    if not project:
+        return set(), []
+    prefix = Path(environment["prefix"])
+    site_packages = Path(os.path.relpath(environment["site_packages"], prefix))
+    metadata = Path(os.path.relpath(project["path"], prefix))
+    skipped = {str(site_packages / file) for file in project["files"] if "/" not in file
+               and file.endswith((".pth", ".py"))}
+    skipped.add(str(metadata / "direct_url.json"))
+    package = Path(environment["project_dir"])
+    added = [(str(path), str(site_packages / PROJECT[1] / path.relative_to(package)))
+             for path in _project_files(package)]
+    return skipped | {target for _, target in added}, added
 
 
 def _walk(prefix: Path) -> Iterator[str]:

@@ -60,6 +60,8 @@ ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")  # the archives YARN unpacks (skein infers the type from these)
 _SCHEDULER_VCORES, _SCHEDULER_MEMORY_MIB = 1, 2048  # the scheduler container of deploy mode "remote"
 _MIB = 2**20
+#: a conda-pack archive's script that rewrites the packing machine's paths in conda's files
+_CONDA_UNPACK = "if [ -x environment/bin/conda-unpack ]; then environment/bin/conda-unpack; fi"
 
 #: The certificate files a TLS cluster ships to the containers: (name in the container, Security field).
 _TLS_FILES = {
@@ -463,4 +465,4 @@ def _quoted(command: list[str]) -> list[str]:
 
 def _script(*lines: str) -> str:
     """A container's bash script: stop at the first failure, in the unpacked environment."""
-    return "\n".join(["set -e", "source environment/bin/activate", *lines[:-1], f"exec {lines[-1]}"])
+    return "\n".join(["set -e", "source environment/bin/activate", _CONDA_UNPACK, *lines[:-1], f"exec {lines[-1]}"])
