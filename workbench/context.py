@@ -555,6 +555,7 @@ def _launch_jobs(kind: str, workers: int | None, worker_cores: int | None, worke
                          "or the dask config workbench.workers")
     cores = worker_cores if worker_cores is not None else dask.config.get("workbench.worker-cores", None) or 1
     memory = worker_memory or dask.config.get("workbench.worker-memory", None) or "2 GiB"
+    queue = queue or dask.config.get("workbench.queue", None)
     if kind == "yarn":
         return _owned(_yarn_cluster(workers, cores, memory, queue, options, security), kind, security)
     if kind == "kubernetes":
@@ -566,7 +567,6 @@ def _launch_jobs(kind: str, workers: int | None, worker_cores: int | None, worke
     else:
         from workbench.cluster.jobqueue import batch_cluster
 
-        queue = queue or dask.config.get("workbench.queue", None)
         cluster = batch_cluster(kind, workers=workers, worker_cores=cores, worker_memory=memory, security=security,
                                 **({"queue": queue} if queue else {}), **options)
     return _owned(cluster, kind, security)
@@ -590,7 +590,7 @@ def _yarn_cluster(workers: int, cores: int, memory: str, queue: str | None, opti
         environment = pack_environment()
     timeout = options.pop("start_timeout", "10 minutes")
     cluster = YarnCluster(environment=environment, workers=workers, worker_cores=cores, worker_memory=memory,
-                          queue=queue or dask.config.get("workbench.queue", None), security=security, **options)
+                          queue=queue, security=security, **options)
     try:
         cluster.wait_for_workers(workers, timeout=parse_timedelta(timeout))
     except BaseException:
